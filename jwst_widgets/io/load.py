@@ -13,6 +13,10 @@ __all__ = ["load_image", "DO_NOT_USE", "MEMORY_LIMIT_BYTES"]
 #: The JWST DQ bit meaning "do not use this pixel" (``jwst.datamodels.dqflags``).
 DO_NOT_USE = 1
 
+#: Uncompressed float32 images at least this big stay memory-mapped (read-only,
+#: in the file's big-endian order); smaller ones are read into native float32.
+MMAP_MIN_BYTES = 64 * 2**20
+
 #: Images whose float32 copy would exceed this many bytes are refused unless
 #: they can be memory-mapped. The default is half the machine's memory.
 MEMORY_LIMIT_BYTES = None
@@ -58,7 +62,7 @@ def load_image(path_or_hdulist, ext=None, index=None):
     -------
     image : `~jwst_widgets.io.Image`
         Data as float32 (scaled by BZERO/BSCALE; a read-only memory map for
-        uncompressed float32 files), a mask of non-finite pixels and of
+        uncompressed float32 images of 64 MiB and more, see ``MMAP_MIN_BYTES``), a mask of non-finite pixels and of
         pixels with the DQ bit DO_NOT_USE, ERR when present, the celestial
         WCS, the BUNIT unit, the HDU's header and the origin.
 
@@ -191,14 +195,7 @@ def _from_hdulist(hdul, ext, index, *, name, path):
 
     hdu = _pick_hdu(hdul, ext, name)
     try:
-        try:
-            raw = hdu.data
-        except ValueError as exc:
-            if "memory-mapped" not in str(exc):
-                raise
-            # Scaled integers (BZERO/BSCALE) cannot be mapped: read them.
-            hdu = _reopen_unmapped(hdul, hdu)
-            raw = hdu.data
+        raw = _hdu_data(hdul, hdu)
     except Exception as exc:
         raise InputError(f"{name}: the image data could not be read "
                          f"(truncated or corrupt file? {type(exc).__name__}: {exc})") from None
@@ -210,7 +207,7 @@ def _from_hdulist(hdul, ext, index, *, name, path):
         raise InputError(f"{name}: holds only {raw.ndim}-D data, not an image")
 
     nbytes = int(np.prod(raw.shape[-2:])) * 4
-    is_map = isinstance(getattr(raw, "base", None), np.memmap) or isinstance(raw, np.memmap)
+    is_map = _is_mapped(raw)
     if nbytes > _memory_limit() and not (is_map and raw.dtype.kind == "f" and raw.dtype.itemsize == 4):
         gib = nbytes / 2**30
         raise InputError(f"{name}: a float32 copy of this {raw.shape[-1]}x{raw.shape[-2]} image "
@@ -226,7 +223,8 @@ def _from_hdulist(hdul, ext, index, *, name, path):
         raise InputError(f"{name}: the image data could not be read ({exc})") from None
 
     try:
-        if is_map and plane.dtype.kind == "f" and plane.dtype.itemsize == 4:
+        if (is_map and plane.dtype.kind == "f" and plane.dtype.itemsize == 4
+                and plane.nbytes >= MMAP_MIN_BYTES):
             data = plane  # keep the memory map; read-only below
         else:
             data = plane.astype(np.float32)  # native byte order
@@ -250,7 +248,7 @@ def _from_hdulist(hdul, ext, index, *, name, path):
     names = [h.name for h in hdul]
     if "DQ" in names and hdu.name == "SCI":
         try:
-            dq_all = hdul["DQ"].data
+            dq_all = _hdu_data(hdul, hdul["DQ"])
             dq, _ = _select_plane(dq_all, None if used_index in (None, "cds") else used_index, "DQ") \
                 if dq_all is not None and dq_all.ndim > 2 else (dq_all, None)
             if dq is not None and dq.shape != data.shape:
@@ -268,7 +266,7 @@ def _from_hdulist(hdul, ext, index, *, name, path):
     error = None
     if "ERR" in names and hdu.name == "SCI" and used_index is None:
         try:
-            err = hdul["ERR"].data
+            err = _hdu_data(hdul, hdul["ERR"])
             if err is not None and err.shape == data.shape:
                 error = np.asarray(err, dtype=np.float32)
             elif err is not None:
@@ -316,18 +314,33 @@ def _from_hdulist(hdul, ext, index, *, name, path):
                  origin=path or name, meta=meta, warnings=tuple(notes))
 
 
-def _reopen_unmapped(hdul, hdu):
-    """Return the same HDU read without memory mapping."""
+def _is_mapped(arr):
+    """True when an array's memory is a map of a file (astropy's memmap=True)."""
+    import mmap
+
+    base = arr
+    while base is not None:
+        if isinstance(base, (np.memmap, mmap.mmap)):
+            return True
+        base = getattr(base, "base", None)
+    return False
+
+
+def _hdu_data(hdul, hdu):
+    """An HDU's data; scaled integers (BZERO/BSCALE), which cannot be memory-mapped, are read."""
     from astropy.io import fits
 
+    try:
+        return hdu.data
+    except ValueError as exc:
+        if "memory-mapped" not in str(exc):
+            raise
     index = [id(h) for h in hdul].index(id(hdu))
     source = hdul.filename()
     if source is None:
         raise ValueError("the HDUList has scaled data that cannot be memory-mapped")
     with fits.open(source, memmap=False, mode="readonly") as fresh:
-        out = fresh[index]
-        out.data  # read now, while the file is open
-        return out
+        return fresh[index].data
 
 
 def _read_wcs(header, hdul):

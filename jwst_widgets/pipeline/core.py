@@ -304,7 +304,11 @@ class Pipeline:
 
     # -- running ------------------------------------------------------------
     def check(self, image, stages=None):
-        """Raise InputError when the chain cannot run on ``image`` as set."""
+        """Raise InputError when the chain cannot run on ``image`` as set.
+
+        With ``image=None`` only the order of the stages is checked (each
+        stage's needs are made by an earlier one).
+        """
         products = set()
         for s in (stages if stages is not None else self.stages):
             if not s.enabled:
@@ -313,7 +317,7 @@ class Pipeline:
             if missing:
                 raise InputError(f"{s.name} needs a {missing[0]} from an earlier stage "
                                  f"(add a stage that makes one before it)", stage=s.name)
-            if s.spec.check is not None:
+            if s.spec.check is not None and image is not None:
                 s.spec.check(s.params, image)
             products.update(s.spec.outputs)
 

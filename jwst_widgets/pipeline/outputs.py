@@ -9,7 +9,8 @@ from ..errors import InputError
 from ..io import load_image
 from ..io.write import atomic_write, file_checksum, write_fits
 
-__all__ = ["output_paths", "write_result", "write_catalog", "process_file"]
+__all__ = ["output_paths", "write_result", "write_catalog", "write_regions", "catalog_xy",
+           "process_file"]
 
 _SUFFIXES = (".fits.gz", ".fits.fz", ".fits", ".fit", ".fts", ".fz")
 
@@ -81,19 +82,24 @@ def process_file(recipe, path, outdir, *, overwrite=False, pipeline=None):
         pipe = pipeline or Pipeline.from_recipe(recipe)
         recipe_dict = pipe.to_recipe()
         paths = output_paths(path, outdir)
+        if not _makes_catalog(pipe):
+            del paths["catalog"]
         checksum = file_checksum(path) if os.path.isfile(path) else None
         if not overwrite and _up_to_date(paths, recipe_dict, checksum):
-            row.update(status="skipped", outputs=";".join(_existing(paths)),
-                       n_sources=_count_rows(paths["catalog"]),
+            row.update(status="skipped", outputs=";".join(paths.values()),
+                       n_sources=_count_rows(paths.get("catalog")),
                        message="outputs exist for this recipe and input")
             return row
         image = load_image(path)
         result = pipe.run(image)
-        written = [write_result(result, paths["fits"], recipe=recipe_dict, input_path=path,
-                                input_checksum=checksum)]
+        # The catalog first, the FITS (which records the recipe and the input's
+        # checksum) last: a FITS that matches means the whole file was written.
+        written = []
         if result.catalog is not None:
             written.append(write_catalog(result.catalog, paths["catalog"], protect=(path,)))
             row["n_sources"] = len(result.catalog)
+        written.insert(0, write_result(result, paths["fits"], recipe=recipe_dict,
+                                       input_path=path, input_checksum=checksum))
         row.update(status="done", outputs=";".join(written),
                    message="; ".join(m for s in result.stages for m in s.messages))
     except InputError as exc:
@@ -107,22 +113,22 @@ def process_file(recipe, path, outdir, *, overwrite=False, pipeline=None):
     return row
 
 
-def _existing(paths):
-    return [p for p in paths.values() if os.path.exists(p)]
+def _makes_catalog(pipe):
+    return any(s.enabled and "catalog" in s.spec.outputs for s in pipe.stages)
 
 
 def _count_rows(path):
-    if not os.path.exists(path):
+    if path is None or not os.path.exists(path):
         return -1
     from astropy.table import Table
     return len(Table.read(path, format="ascii.ecsv"))
 
 
 def _up_to_date(paths, recipe, checksum):
-    """True when the processed FITS exists and its provenance matches."""
+    """True when every output exists and the processed FITS's provenance matches."""
     from ..io.write import read_provenance
 
-    if not os.path.exists(paths["fits"]) or checksum is None:
+    if checksum is None or not all(os.path.exists(p) for p in paths.values()):
         return False
     try:
         prov = read_provenance(paths["fits"])
@@ -131,3 +137,38 @@ def _up_to_date(paths, recipe, checksum):
     if prov["input_checksum"] != checksum or prov["recipe"] is None:
         return False
     return prov["recipe"].get("stages") == recipe["stages"]
+
+
+def write_regions(catalog, path, *, wcs=None, radius=5.0, protect=()):
+    """Write a catalog as DS9 regions (circles; in sky coordinates when ``wcs`` is given)."""
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+    from regions import CirclePixelRegion, CircleSkyRegion, PixCoord, Regions
+
+    xs, ys = catalog_xy(catalog)
+    ids = catalog["id"] if "id" in catalog.colnames else range(1, len(catalog) + 1)
+    regs = []
+    for x, y, i in zip(xs, ys, ids):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        reg = CirclePixelRegion(PixCoord(x, y), radius=radius)
+        if wcs is not None:
+            ra, dec = wcs.all_pix2world([[x, y]], 0)[0]
+            scale = wcs.proj_plane_pixel_scales()[0].to(u.arcsec)
+            reg = CircleSkyRegion(SkyCoord(ra * u.deg, dec * u.deg), radius=radius * scale)
+        reg.meta["text"] = str(i)
+        regs.append(reg)
+    text = Regions(regs).serialize(format="ds9")
+    with atomic_write(path, "w", protect=protect) as fh:
+        fh.write(text)
+    return path
+
+
+def catalog_xy(catalog):
+    """The (x, y) pixel positions of a catalog's rows, whatever stage made it."""
+    for xc, yc in (("x_fit", "y_fit"), ("x_centroid", "y_centroid"), ("x_center", "y_center"),
+                   ("x", "y")):
+        if xc in catalog.colnames and yc in catalog.colnames:
+            return (np.asarray(getattr(catalog[xc], "value", catalog[xc]), float),
+                    np.asarray(getattr(catalog[yc], "value", catalog[yc]), float))
+    raise InputError("the catalog has no pixel position columns (x_centroid/y_centroid)")
