@@ -144,10 +144,33 @@ def _check_int(value, name, lo, hi, what):
                          f"got {value!r}", param=name)
 
 
+def _local_cluster(n_workers, *, dashboard_address=None, retries=2):
+    """Start a local cluster of ``n_workers`` single-threaded worker processes on 127.0.0.1.
+
+    One task runs per worker at a time, so a worker that dies takes only its
+    own file with it; a file whose worker dies ``retries`` times is tried
+    again, the next death fails it.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    # The scheduler serves HTTP (health checks; the dashboard with bokeh) in
+    # any case: without a dashboard, on a free port of the loopback.
+    http, extra = dashboard_address, {}
+    if dashboard_address is None:
+        http, extra = "127.0.0.1:0", {"dashboard": False}
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries,
+                          "distributed.scheduler.worker-saturation": 1.0}), \
+            warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Port .* is already in use")
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                            host="127.0.0.1", dashboard_address=http, scheduler_kwargs=extra,
+                            silence_logs=logging.ERROR, preload=[__name__])
+
+
 def _connect(scheduler, workers, n_files, *, dashboard_address, retries, timeout):
     """Return ``(client, cluster, close_client)``; cluster is ours to close, or None."""
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler is None:
         if workers is None:
@@ -155,21 +178,7 @@ def _connect(scheduler, workers, n_files, *, dashboard_address, retries, timeout
         else:
             _check_int(workers, "workers", 1, _MAX_WORKERS, "processes of the local cluster")
             n = workers
-        # The scheduler serves HTTP (health checks; the dashboard with bokeh)
-        # in any case: without a dashboard, on a free port of the loopback.
-        http, extra = dashboard_address, {}
-        if dashboard_address is None:
-            http, extra = "127.0.0.1:0", {"dashboard": False}
-        # One task per worker at a time, so a worker that dies takes only its
-        # own file with it; `retries` deaths are forgiven, the next fails it.
-        with dask.config.set({"distributed.scheduler.allowed-failures": retries,
-                              "distributed.scheduler.worker-saturation": 1.0}), \
-                warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Port .* is already in use")
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=http,
-                                   scheduler_kwargs=extra, silence_logs=logging.ERROR,
-                                   preload=[__name__])
+        cluster = _local_cluster(n, dashboard_address=dashboard_address, retries=retries)
         try:
             client = Client(cluster, set_as_default=False)
         except BaseException:
@@ -182,34 +191,48 @@ def _connect(scheduler, workers, n_files, *, dashboard_address, retries, timeout
                          f"with scheduler={scheduler!r} (the cluster's workers are started "
                          "with `dask worker`)", param="workers")
     if isinstance(scheduler, Client):
-        client, close_client = scheduler, False
-    else:
-        target = scheduler
-        if isinstance(scheduler, str):
-            target = scheduler.strip()
-            if "://" not in target:
-                target = "tcp://" + target
-        elif not hasattr(scheduler, "scheduler_address"):
-            raise InputError("scheduler must be an address such as 'tcp://10.0.0.5:8786', a "
-                             f"distributed.Client or a Dask cluster; got {type(scheduler).__name__}",
-                             param="scheduler")
-        try:
-            client = Client(target, timeout=f"{timeout}s", set_as_default=False)
-        except (OSError, TimeoutError, ValueError, TypeError) as exc:
-            raise InputError(f"could not reach the Dask scheduler at {scheduler} within "
-                             f"{timeout:g} s ({type(exc).__name__}: {exc}): is `dask scheduler` "
-                             "running there and reachable from here? Leave the scheduler out "
-                             "to run on a local cluster", param="scheduler") from None
-        close_client = True
+        return scheduler, None, False
+    if hasattr(scheduler, "scheduler_address"):  # a cluster object: its workers may come later
+        return Client(scheduler, set_as_default=False), None, True
+    if not isinstance(scheduler, str):
+        raise InputError("scheduler must be an address such as 'tcp://10.0.0.5:8786', a "
+                         f"distributed.Client or a Dask cluster; got {type(scheduler).__name__}",
+                         param="scheduler")
+    target = scheduler.strip()
+    if target.lower().startswith(("http://", "https://")):
+        raise InputError(f"scheduler {scheduler!r} is a web address (the dashboard's?); the "
+                         "scheduler's address looks like 'tcp://10.0.0.5:8786'",
+                         param="scheduler")
+    if "://" not in target:
+        target = "tcp://" + target
+    try:
+        client = Client(target, timeout=f"{timeout}s", set_as_default=False)
+    except Exception as exc:
+        raise InputError(f"could not reach the Dask scheduler at {scheduler} within "
+                         f"{timeout:g} s ({type(exc).__name__}: {exc}): is `dask scheduler` "
+                         "running there and reachable from here? Leave the scheduler out "
+                         "to run on a local cluster", param="scheduler") from None
     try:
         client.wait_for_workers(1, timeout=timeout)
     except (TimeoutError, OSError):
-        if close_client:
-            client.close()
-        raise InputError(f"the Dask scheduler at {client.scheduler.address} has no workers "
-                         f"(waited {timeout:g} s): start some with `dask worker "
-                         f"{client.scheduler.address}`", param="scheduler") from None
-    return client, None, close_client
+        client.close()
+        raise InputError(f"the Dask scheduler at {target} has no workers (waited "
+                         f"{timeout:g} s): start some with `dask worker {target}`",
+                         param="scheduler") from None
+    return client, None, True
+
+
+def _connect_timeout(timeout):
+    """Seconds to wait for a scheduler (None: Dask's ``distributed.comm.timeouts.connect``)."""
+    if timeout is None:
+        import dask
+        import distributed  # noqa: F401  (loads the distributed.* settings)
+        from dask.utils import parse_timedelta
+        return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s"))
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise InputError(f"timeout must be a positive number of seconds; got {timeout!r}",
+                         param="timeout")
+    return float(timeout)
 
 
 def dask_setup(worker):
@@ -413,7 +436,7 @@ def _write_table(table, path):
 
 # -- the batch --------------------------------------------------------------------
 def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=False,
-              progress=True, dashboard_address="127.0.0.1:8787", retries=2, timeout=10.0):
+              progress=True, dashboard_address="127.0.0.1:8787", retries=2, timeout=None):
     """Run a recipe over many FITS files on Dask, one task per file.
 
     Parameters
@@ -452,8 +475,11 @@ def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=
         of memory) is tried again before it is reported failed. A cluster
         given by ``scheduler`` follows its own
         ``distributed.scheduler.allowed-failures`` setting.
-    timeout : float
-        Seconds to wait for a scheduler to answer and to have workers.
+    timeout : float, optional
+        Seconds to wait for the scheduler at an address to answer and to
+        have a worker (default: Dask's ``distributed.comm.timeouts.connect``,
+        30 s unless configured, e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``).
+        A ``Client`` or cluster object is used as it is: its workers may join later.
 
     Returns
     -------
@@ -497,9 +523,7 @@ def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=
     recipe_dict = pipe.to_recipe()
     files = expand_inputs(files)
     _check_int(retries, "retries", 0, 10, "times a file is tried again after its worker died")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise InputError(f"timeout must be a positive number of seconds; got {timeout!r}",
-                         param="timeout")
+    timeout = _connect_timeout(timeout)
     outdir_given = os.fspath(outdir)
     abs_outdir = os.path.abspath(outdir_given)
     if os.path.exists(abs_outdir) and not os.path.isdir(abs_outdir):
@@ -509,7 +533,7 @@ def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=
 
     client, cluster, close_client = _connect(scheduler, workers, len(files),
                                              dashboard_address=dashboard_address,
-                                             retries=retries, timeout=float(timeout))
+                                             retries=retries, timeout=timeout)
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
     rows = [None] * len(files)
@@ -532,8 +556,8 @@ def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=
                                  pure=False)
                    for i, path in enumerate(abs_files)]
         index = {f.key: i for i, f in enumerate(futures)}
-        _collect(futures, index, files, abs_files, rows, catalogs, outdir_given, abs_outdir,
-                 bar)
+        _collect(client, futures, index, files, abs_files, rows, catalogs, outdir_given,
+                 abs_outdir, bar)
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
             client.cancel([f for f in futures if not f.done()], force=True)
@@ -548,9 +572,9 @@ def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=
         _remove_partial(abs_outdir)
         for i, row in enumerate(rows):
             if row is None:
-                rows[i] = _failed_row(files[i], f"{os.path.basename(files[i])}: not finished: "
-                                                "the batch was interrupted (run it again to "
-                                                "resume)")
+                rows[i] = _failed_row(files[i], f"{os.path.basename(files[i])}: not reported "
+                                                "finished when the batch was interrupted (run "
+                                                "it again to resume)")
         meta = {"recipe": recipe_dict, "outdir": outdir_given, "scheduler": address,
                 "n_workers": n_workers, "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "seconds": round(time.perf_counter() - t0, 3)}
@@ -564,11 +588,11 @@ def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=
     return summary
 
 
-def _collect(futures, index, files, abs_files, rows, catalogs, outdir, abs_outdir, bar):
+def _collect(client, futures, index, files, abs_files, rows, catalogs, outdir, abs_outdir, bar):
     """Gather the rows as tasks finish; read each file's catalog meanwhile."""
     from distributed import as_completed
 
-    pending = as_completed(futures, loop=futures[0].client.loop if futures else None)
+    pending = as_completed(futures, loop=client.loop)
     while not pending.is_empty():
         if not pending.has_ready():
             time.sleep(0.1)

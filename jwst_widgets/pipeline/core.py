@@ -206,10 +206,11 @@ class Pipeline:
 
     Notes
     -----
-    Each stage's output is cached under a key made of the input image's
-    identity and the names, versions and parameters of every enabled stage
-    up to it. A parameter change therefore re-runs only its stage and the
-    ones after it; the earlier outputs come from the cache. Every method
+    Each stage's output is cached under a key made of the identity of the
+    image reaching it, its name, version and parameters, and the keys of the
+    products of earlier stages it reads (``StageSpec.uses``). A parameter
+    change therefore re-runs only its stage and the ones after it that
+    depend on it; the earlier outputs come from the cache. Every method
     that changes the chain validates first and changes nothing when a value
     is refused.
 
@@ -340,15 +341,17 @@ class Pipeline:
             stages = stages[: upto + 1]
         self.check(image, stages)
         t_start = time.perf_counter()
-        key = image.key
         current = image
-        products = {}
+        products, product_keys = {}, {}
         results = []
         for i, stage in enumerate(stages):
             if not stage.enabled:
-                results.append(StageResult(i, stage.name, stage.params, False, key=key))
+                results.append(StageResult(i, stage.name, stage.params, False, key=current.key))
                 continue
-            key = content_key(key, stage.name, stage.spec.version, _canonical(stage.params))
+            used = {n: products[n] for n in stage.spec.uses if n in products}
+            key = content_key(current.key, stage.name, stage.spec.version,
+                              _canonical(stage.params),
+                              *(f"{n}={product_keys[n]}" for n in sorted(used)))
             hit = self.cache.get(key)
             if hit is not None:
                 output, seconds = hit
@@ -357,11 +360,10 @@ class Pipeline:
                 if cancel is not None and cancel():
                     raise Cancelled()
                 t0 = time.perf_counter()
-                output = self._call(stage, current, products)
+                output = self._call(stage, current, used)
                 seconds = time.perf_counter() - t0
-                output = dataclasses.replace(output, image=output.image.replace(key=key)
-                                             if output.image is not current else
-                                             current)
+                if output.image is not current:
+                    output = dataclasses.replace(output, image=output.image.replace(key=key))
                 self.cache.put(key, output, seconds)
                 self.runs[stage.name] += 1
                 cached = False
@@ -369,6 +371,7 @@ class Pipeline:
                                        cached, key))
             current = output.image
             products = {**products, **output.products}
+            product_keys.update({n: key for n in output.products})
         return PipelineResult(final=current, stages=results, products=products, input=image,
                               seconds=time.perf_counter() - t_start)
 

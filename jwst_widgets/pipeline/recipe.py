@@ -49,7 +49,7 @@ def read_recipe(source):
     if isinstance(source, (bytes, bytearray)):
         source = source.decode("utf-8", errors="replace")
     if isinstance(source, os.PathLike) or (isinstance(source, str)
-                                            and not source.lstrip().startswith("{")):
+                                            and not source.lstrip().startswith(("{", "["))):
         path = os.fspath(source)
         if not os.path.isfile(path):
             raise InputError(f"recipe {path}: no such file")

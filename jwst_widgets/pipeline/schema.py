@@ -196,6 +196,11 @@ class StageSpec:
         The products it makes, for the registry.
     needs : tuple of str
         Products an earlier stage must make (``("catalog",)``).
+    uses : tuple of str
+        Products of earlier stages the function may read (``needs`` and
+        optional ones such as ``background_rms``). The function is given
+        only these, and its cache key covers only them, so a stage that
+        merely measures (statistics) can move without re-running the others.
     """
 
     name: str
@@ -207,9 +212,11 @@ class StageSpec:
     check: Callable = None
     outputs: tuple = ()
     needs: tuple = ()
+    uses: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "uses", tuple(dict.fromkeys((*self.needs, *self.uses))))
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ValueError(f"stage {self.name}: duplicate parameter names")
@@ -245,6 +252,7 @@ class StageSpec:
             "parameters": {p.name: p.describe() for p in self.params},
             "outputs": list(self.outputs),
             "needs": list(self.needs),
+            "uses": list(self.uses),
         }
 
 

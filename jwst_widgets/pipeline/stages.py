@@ -204,6 +204,7 @@ DETECTION = StageSpec(
     func=source_detection,
     check=_check_detection,
     outputs=("catalog", "segmentation"),
+    uses=("background_rms",),
     params=[
         Param("method", "string", "daofind", choices=("daofind", "iraf", "segmentation"),
               doc="point sources (daofind, iraf) or segmentation with deblending"),

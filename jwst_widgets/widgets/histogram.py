@@ -33,7 +33,7 @@ class Histogram(w.VBox):
         self.figure = bq.Figure(
             marks=[self.bars, self.lines],
             axes=[bq.Axis(scale=self.xs, num_ticks=5, tick_format=".3g"),
-                  bq.Axis(scale=self.ys, orientation="vertical", num_ticks=3, tick_format=".0e")],
+                  bq.Axis(scale=self.ys, side="left", num_ticks=3, tick_format=".0e")],
             interaction=self.brush, fig_margin=dict(top=6, bottom=26, left=52, right=8),
             animation_duration=0, layout=w.Layout(width=f"{width}px", height=f"{height}px"))
         self.figure.add_class("jw-histogram")

@@ -163,19 +163,18 @@ class ImageView(w.VBox):
         self.mark = bq.Image(image=w.Image(value=_empty_png(), format="png"), scales=scales,
                              x=[0, 1], y=[0, 1])
         self.segment_mark = bq.Image(image=w.Image(value=_empty_png(), format="png"),
-                                     scales=scales, x=[0, 1], y=[0, 1], visible=False,
-                                     opacity=0.6)
+                                     scales=scales, x=[0, 1], y=[0, 1], visible=False)
         self._size_scale = bq.LinearScale(min=0.0, max=1.0)
         self._color_scale = bq.ColorScale(scheme="viridis")
         self.sources = bq.Scatter(
             x=np.zeros(0), y=np.zeros(0), scales={**scales, "size": self._size_scale},
             marker="circle", fill=False, stroke_width=1.5, default_size=64,
-            colors=["#39ff14"], default_opacities=[0.9],
+            colors=["#39ff14"], opacities=[0.9],
             selected_style={"stroke": "#ff3030", "stroke-width": "3"},
             interactions={"click": "select"})
         axes = [bq.Axis(scale=self.x_scale, label="x (px)", grid_lines="none",
                         num_ticks=5, tick_format="d"),
-                bq.Axis(scale=self.y_scale, orientation="vertical", label="y (px)",
+                bq.Axis(scale=self.y_scale, side="left", label="y (px)",
                         grid_lines="none", num_ticks=5, tick_format="d")]
         self.figure = bq.Figure(
             marks=[self.mark, self.segment_mark, self.sources], axes=axes, padding_x=0,
@@ -358,10 +357,27 @@ class ImageView(w.VBox):
                 limits = display_limits(image.data, make_interval(spec, **kw), mask=image.mask)
             self.limits = (float(limits[0]), float(limits[1]))
             self._limits_key = key
+            self._histeq = None
         return self.limits
 
+    def _stretch_for(self, snap):
+        """The stretch to use: by name, or (histeq) one built once on the image's values."""
+        if snap["stretch"] != "histeq":
+            return snap["stretch"]
+        if self._histeq is None:
+            from astropy.visualization import ManualInterval
+
+            from ..processing.enhance import make_stretch, sample_values
+            image = snap["image"]
+            sample = ManualInterval(*self.limits)(sample_values(image.data, mask=image.mask),
+                                                  clip=True)
+            self._histeq = make_stretch("histeq", data=sample)
+        return self._histeq
+
+    _histeq = None
+
     def _render_job(self, generation, cancelled):
-        from ..processing.display import render, render_labels
+        from ..processing.display import render
         snap = self._snapshot()
         image = snap["image"]
         x0, x1, y0, y1 = snap["view"]
@@ -374,28 +390,30 @@ class ImageView(w.VBox):
         limits = self._limits(snap)
         if cancelled():
             return
+        stretch = self._stretch_for(snap)
         result = render(image.data, x_range=(x0, x1), y_range=(y0, y1), max_size=snap["size"],
-                        stretch=snap["stretch"], colormap=snap["colormap"], mask=image.mask,
+                        stretch=stretch, colormap=snap["colormap"], mask=image.mask,
                         limits=limits, reduce=snap["reduce"])
         seg_png = None
-        if seg is not None:
-            seg_png = render_labels(seg, result)
-        bar = self.colorbar.make(limits, snap["stretch"], snap["colormap"])
+        if seg is not None and result.extent is not None:
+            from ..processing.display import render_labels
+            seg_png = render_labels(seg, result.region, result.factor)
+        bar = self.colorbar.make(limits, stretch, snap["colormap"])
         with self._apply_lock:
             if not self._worker.is_current(generation) and cancelled():
                 return
-            rx0, rx1, ry0, ry1 = result.region
+            ex0, ex1, ey0, ey1 = result.extent or (0, 1, 0, 1)
             with self.figure.hold_sync():
                 old = self.mark.image
-                self.mark.image = w.Image(value=result.png, format="png")
-                self.mark.x = [rx0 - 0.5, rx1 - 0.5]
-                self.mark.y = [ry0 - 0.5, ry1 - 0.5]
+                self.mark.image = w.Image(value=result.png or _empty_png(), format="png")
+                self.mark.x = [ex0, ex1]
+                self.mark.y = [ey0, ey1]
                 old.close()
                 old_seg = self.segment_mark.image
                 if seg_png is not None:
                     self.segment_mark.image = w.Image(value=seg_png, format="png")
-                    self.segment_mark.x = [rx0 - 0.5, rx1 - 0.5]
-                    self.segment_mark.y = [ry0 - 0.5, ry1 - 0.5]
+                    self.segment_mark.x = [ex0, ex1]
+                    self.segment_mark.y = [ey0, ey1]
                     old_seg.close()
                 self.segment_mark.visible = seg_png is not None
                 self._resize_markers()
@@ -464,7 +482,7 @@ class ImageView(w.VBox):
         pw, _ = self.plot_size
         screen_per_pixel = pw / max(x1 - x0, 1e-9)
         radius_px = max(getattr(self, "_radius_max", 1.0) * screen_per_pixel, 3.0)
-        self.sources.default_size = float(min((2 * radius_px) ** 2, 250_000))
+        self.sources.default_size = int(min((2 * radius_px) ** 2, 250_000))
 
     def on_select(self, callback):
         """Call ``callback(indices)`` when the selection of sources changes here."""

@@ -1,0 +1,264 @@
+"""The widgets driven in the kernel: set values, wait, assert on what is shown."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from PIL import Image as PILImage
+
+import jwst_widgets
+from jwst_widgets import InputError, PipelineBuilder
+from jwst_widgets.widgets import ImageView
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return jwst_widgets.datasets.nircam_like(shape=(512, 512), seed=7)
+
+
+@pytest.fixture
+def builder(frame):
+    b = PipelineBuilder(frame.image, width=400, height=380)
+    yield b
+    b.close()
+
+
+def png_size(png):
+    return PILImage.open(io.BytesIO(png)).size
+
+
+def shown_pixels(view):
+    return np.asarray(PILImage.open(io.BytesIO(view.mark.image.value)))
+
+
+def test_view_never_ships_more_than_it_shows(frame):
+    view = ImageView(frame.image, width=300, height=260)
+    assert view.wait_idle(30)
+    pw, ph = view.plot_size
+    w, h = png_size(view.mark.image.value)
+    assert w <= pw and h <= ph
+    assert view.shown.factor > 1  # 512 px into ~250: reduced
+    # zoom in until one image pixel per screen pixel or more: full resolution
+    view.zoom(4.0)
+    assert view.wait_idle(30)
+    assert view.shown.factor == 1
+    x0, x1, y0, y1 = view.shown.region
+    assert (x1 - x0) <= pw and (y1 - y0) <= ph
+    view.close()
+
+
+def test_display_settings_do_not_reprocess(builder):
+    assert builder.wait_idle(60)
+    builder.add_stage("background_subtraction", box_size=32)
+    assert builder.wait_idle(60)
+    runs = dict(builder.pipeline.runs)
+    before = shown_pixels(builder.view).copy()
+    n = builder.view.renders
+    builder.view.stretch = "asinh"
+    builder.view.colormap = "viridis"
+    builder.view.interval = 99.5
+    assert builder.wait_idle(30)
+    assert builder.view.renders > n
+    assert dict(builder.pipeline.runs) == runs
+    after = shown_pixels(builder.view)
+    assert after.shape == before.shape and not np.array_equal(after, before)
+    with pytest.raises(InputError, match="stretch must be one of"):
+        builder.view.stretch = "fancy"
+    with pytest.raises(InputError, match="colormap"):
+        builder.view.colormap = "no_such_map"
+    with pytest.raises(InputError, match="vmin < vmax"):
+        builder.view.interval = (5, 1)
+    assert builder.view.stretch == "asinh"
+
+
+def test_slider_changes_image_and_overlay(builder):
+    builder.add_stage("background_subtraction", box_size=32)
+    det = builder.add_stage("source_detection", threshold_sigma=10.0, fwhm=2.5)
+    assert builder.wait_idle(60)
+    n_high = len(builder.result.catalog)
+    assert n_high > 0
+    assert len(builder.view.sources.x) == n_high  # one marker per row
+    # move the detection slider the way a user does: through the control
+    slider = det.controls["threshold_sigma"].widget
+    slider.value = 4.0
+    assert builder.wait_idle(60)
+    assert builder.pipeline.params(1)["threshold_sigma"] == 4.0
+    n_low = len(builder.result.catalog)
+    assert n_low > n_high
+    assert len(builder.view.sources.x) == n_low
+    # the background slider changes the image
+    before = builder.result.image.copy()
+    builder.panels[0].controls["box_size"].widget.value = 64
+    assert builder.wait_idle(60)
+    assert not np.array_equal(before, builder.result.image)
+    assert "ran in" in builder.panels[0].status_text
+
+
+def test_bad_value_shows_message_and_keeps_chain(builder):
+    panel = builder.add_stage("background_subtraction", box_size=32)
+    assert builder.wait_idle(60)
+    good = builder.result
+    ctrl = panel.controls["box_size"]
+    ctrl.text.value = "5000"  # typed into the exact-value box
+    assert "box_size must be between" in ctrl.error_text
+    assert builder.pipeline.params(0)["box_size"] == 32
+    ctrl.text.value = "700"  # in the schema, but larger than the 512x512 image
+    assert "512x512" in ctrl.error_text
+    ctrl.text.value = "abc"
+    assert "box_size must be an integer" in ctrl.error_text
+    assert builder.wait_idle(30)
+    assert builder.result is good and builder.pipeline.params(0)["box_size"] == 32
+    ctrl.text.value = "48"
+    assert builder.wait_idle(60)
+    assert ctrl.error_text == "" and builder.pipeline.params(0)["box_size"] == 48
+    with pytest.raises(InputError):
+        builder.set_params(0, filter_size=4)  # must be odd
+    assert "odd" in panel.controls["filter_size"].error_text
+
+
+def test_table_and_view_selection_both_ways(builder):
+    builder.add_stage("background_subtraction", box_size=32)
+    builder.add_stage("source_detection", threshold_sigma=6.0, fwhm=2.5)
+    assert builder.wait_idle(60)
+    table = builder.catalog_table
+    assert len(table.list.options) == len(builder.result.catalog)
+    # click a marker (as the mouse does) -> the row is selected
+    x, y = builder.view._catalog_xy()
+    builder.view._on_mouse({"event": "click", "domain": {"x": x[3] + 0.4, "y": y[3] - 0.3}})
+    assert builder.view.selected == [3] and table.selected == [3]
+    assert builder.view.sources.selected == [3]
+    # select a row in the table -> the marker is selected and the view centres on it
+    table.list.value = (5,)
+    assert builder.view.sources.selected == [5]
+    x0, x1, y0, y1 = builder.view.view_range
+    assert abs((x0 + x1) / 2 - x[5]) < 1 and abs((y0 + y1) / 2 - y[5]) < 1
+    # sorting keeps identities
+    table.sort_by.value = "flux"
+    table.descending.value = True
+    first = table.list.options[0][1]
+    assert builder.result.catalog["flux"][first] == np.nanmax(builder.result.catalog["flux"])
+
+
+def test_remove_reorder_enable(builder):
+    builder.add_stage("background_subtraction", box_size=32)
+    builder.add_stage("noise_reduction", sigma=2.0)
+    builder.add_stage("statistics")
+    assert builder.wait_idle(60)
+    runs = builder.pipeline.runs["background_subtraction"]
+    builder.enable_stage(1, False)
+    assert builder.wait_idle(60)
+    np.testing.assert_array_equal(builder.result.output_of(1).data,
+                                  builder.result.output_of(0).data)
+    builder.move_stage(2, 0)
+    assert builder.wait_idle(60)
+    assert [p.name for p in builder.panels] == ["statistics", "background_subtraction",
+                                                "noise_reduction"]
+    builder.remove_stage(0)
+    assert builder.wait_idle(60)
+    assert [s.name for s in builder.pipeline.stages] == ["background_subtraction",
+                                                         "noise_reduction"]
+    assert builder.pipeline.runs["background_subtraction"] == runs  # never re-ran
+    with pytest.raises(InputError, match="needs a catalog"):
+        builder.add_stage("aperture_photometry")
+    assert len(builder.panels) == 2
+
+
+def test_exports_open_in_astropy_and_regions(builder, tmp_path):
+    from regions import Regions
+
+    from jwst_widgets.io import read_provenance
+    builder.add_stage("background_subtraction", box_size=32)
+    builder.add_stage("source_detection", threshold_sigma=6.0, fwhm=2.5)
+    builder.add_stage("aperture_photometry")
+    assert builder.wait_idle(60)
+    n = len(builder.result.catalog)
+    fits_path = builder.export_fits(tmp_path / "out.fits")
+    ecsv = builder.export_catalog(tmp_path / "cat.ecsv")
+    reg = builder.export_catalog(tmp_path / "cat.reg", format="ds9")
+    png = builder.export_png(tmp_path / "view.png")
+    recipe = builder.export_recipe(tmp_path / "recipe.json")
+    assert len(Table.read(ecsv)) == n
+    assert len(Regions.read(reg, format="ds9")) == n
+    with open(png, "rb") as fh:
+        assert png_size(fh.read()) == png_size(builder.view.mark.image.value)
+    prov = read_provenance(fits_path)
+    assert [s["stage"] for s in prov["recipe"]["stages"]] == [
+        "background_subtraction", "source_detection", "aperture_photometry"]
+    # load the recipe back into a fresh builder: the same catalog
+    other = PipelineBuilder(builder.image)
+    other.load_recipe(recipe)
+    assert other.wait_idle(60)
+    assert len(other.result.catalog) == n
+    with open(recipe) as fh:
+        assert json.load(fh)["stages"] == builder.to_recipe()["stages"]
+    other.close()
+
+
+def test_export_panel_buttons(builder, tmp_path):
+    builder.add_stage("background_subtraction", box_size=32)
+    assert builder.wait_idle(60)
+    panel = builder.export_panel
+    panel.folder.value = str(tmp_path)
+    panel.stem.value = "mine"
+    panel.buttons["fits"].click()
+    panel.buttons["recipe"].click()
+    panel.buttons["ecsv"].click()  # no catalog: a message, no file
+    assert (tmp_path / "mine.fits").exists() and (tmp_path / "mine_recipe.json").exists()
+    assert not (tmp_path / "mine_catalog.ecsv").exists()
+    assert "no catalog" in panel.message.value
+
+
+def test_loader_errors_are_shown(builder, tmp_path):
+    bad = tmp_path / "bad.fits"
+    bad.write_bytes(b"not fits" * 100)
+    builder.path.value = str(bad)
+    builder._guard_load(str(bad))
+    assert "not a FITS file" in builder.load_status.value
+    assert builder.image is not None  # the previous image is kept
+    builder.load("hst_abell2744")
+    assert builder.wait_idle(60)
+    assert builder.image.data.shape == (400, 400)
+
+
+def test_statistics_panel(builder):
+    assert builder.wait_idle(60)
+    whole = builder.stats_panel.compute("image")
+    builder.view.zoom(4)
+    assert builder.wait_idle(30)
+    box = builder.stats_panel.compute("view")
+    assert box["n_pixels"] < whole["n_pixels"]
+    assert "biweight" in builder.stats_panel.output.value
+
+
+def test_compare_split_follows_zoom(builder):
+    builder.add_stage("background_subtraction", box_size=32)
+    assert builder.wait_idle(60)
+    builder.compare(-1, mode="split")
+    view = builder.compare_view
+    assert view is not None and view.wait_idle(30)
+    builder.view.zoom(2)
+    assert builder.wait_idle(30) and view.wait_idle(30)
+    assert np.allclose(view.view_range, builder.view.view_range)
+    np.testing.assert_array_equal(view.image.data, builder.image.data)
+    builder.compare(None)
+    assert builder.compare_box.children == ()
+
+
+def test_fast_hands_end_on_the_last_values(builder, frame):
+    builder.add_stage("background_subtraction", box_size=32)
+    det = builder.add_stage("source_detection", threshold_sigma=5.0, fwhm=2.5)
+    assert builder.wait_idle(60)
+    slider = det.controls["threshold_sigma"].widget
+    rng = np.random.default_rng(0)
+    for v in rng.uniform(3.0, 20.0, 200):
+        slider.value = round(float(v), 1)
+    slider.value = 7.3
+    assert builder.wait_idle(120)
+    fresh = jwst_widgets.Pipeline([("background_subtraction", {"box_size": 32}),
+                                   ("source_detection", {"threshold_sigma": 7.3, "fwhm": 2.5})])
+    expected = fresh.run(frame.image)
+    assert len(builder.result.catalog) == len(expected.catalog)
+    np.testing.assert_array_equal(builder.view.sources.x,
+                                  np.asarray(expected.catalog["x_centroid"], float))
