@@ -171,10 +171,14 @@ def source_detection(image, products, *, method, threshold_sigma, fwhm, sharpnes
     data, rms, messages = _noise(image, products)
     if method in ("daofind", "iraf"):
         threshold = threshold_sigma * _finite_mean(rms)
+        default_sharp, default_round = detect.DEFAULT_SHAPE_RANGES[method]
+        sharp = (default_sharp[0] if sharpness_min is None else sharpness_min,
+                 default_sharp[1] if sharpness_max is None else sharpness_max)
+        round_ = (default_round[0] if roundness_min is None else roundness_min,
+                  default_round[1] if roundness_max is None else roundness_max)
         catalog = detect.find_point_sources(
             data, threshold=threshold, fwhm=fwhm, method=method, mask=image.mask,
-            sharpness_range=(sharpness_min, sharpness_max),
-            roundness_range=(roundness_min, roundness_max), wcs=image.wcs)
+            sharpness_range=sharp, roundness_range=round_, wcs=image.wcs)
         out = {"catalog": catalog}
     else:
         threshold = threshold_sigma * np.asarray(rms, dtype=np.float32)
@@ -191,7 +195,7 @@ def source_detection(image, products, *, method, threshold_sigma, fwhm, sharpnes
 
 def _check_detection(params, image):
     for lo, hi in (("sharpness_min", "sharpness_max"), ("roundness_min", "roundness_max")):
-        if params[lo] >= params[hi]:
+        if params[lo] is not None and params[hi] is not None and params[lo] >= params[hi]:
             raise InputError(f"source_detection: {lo} must be below {hi}; got "
                              f"{params[lo]:g} and {params[hi]:g}", param=lo,
                              stage="source_detection")
@@ -212,14 +216,15 @@ DETECTION = StageSpec(
               doc="detection threshold in units of the background rms"),
         Param("fwhm", "float", 3.0, min=0.5, max=50.0, step=0.1, unit="px", pixel_length=True,
               doc="FWHM of the stars (point sources) or of the smoothing kernel (segmentation)"),
-        Param("sharpness_min", "float", 0.2, min=-1.0, max=3.0, step=0.05,
-              doc="point sources: lower bound on sharpness"),
-        Param("sharpness_max", "float", 1.0, min=-1.0, max=3.0, step=0.05,
-              doc="point sources: upper bound on sharpness"),
-        Param("roundness_min", "float", -1.0, min=-2.0, max=2.0, step=0.05,
-              doc="point sources: lower bound on roundness"),
-        Param("roundness_max", "float", 1.0, min=-2.0, max=2.0, step=0.05,
-              doc="point sources: upper bound on roundness"),
+        Param("sharpness_min", "float", None, min=-1.0, max=3.0, step=0.05, nullable=True,
+              doc="point sources: lower bound on sharpness (empty: the finder's default, "
+                  "0.2 daofind, 0.5 iraf)"),
+        Param("sharpness_max", "float", None, min=-1.0, max=3.0, step=0.05, nullable=True,
+              doc="point sources: upper bound on sharpness (empty: 1.0 daofind, 2.0 iraf)"),
+        Param("roundness_min", "float", None, min=-2.0, max=2.0, step=0.05, nullable=True,
+              doc="point sources: lower bound on roundness (empty: -1.0 daofind, 0.0 iraf)"),
+        Param("roundness_max", "float", None, min=-2.0, max=2.0, step=0.05, nullable=True,
+              doc="point sources: upper bound on roundness (empty: 1.0 daofind, 0.2 iraf)"),
         Param("n_pixels", "integer", 10, min=1, max=100000, step=1, unit="px",
               aliases=("npixels",),
               doc="segmentation: the fewest connected pixels a source has"),
@@ -280,10 +285,16 @@ def aperture_photometry(image, products, *, radius, annulus_inner, annulus_outer
     messages = ()
     correction = 1.0
     if aperture_correction == "auto" and len(catalog):
-        correction, err, n = photometry.measure_aperture_correction(
-            image.data, catalog, radius=radius, reference_radius=reference_radius,
-            mask=image.mask)
-        messages += (f"aperture correction {correction:.4f} ± {err:.4f} from {n} stars",)
+        try:
+            correction = photometry.measure_aperture_correction(
+                image.data, catalog, radius=radius, reference_radius=reference_radius,
+                mask=image.mask, error=image.error)
+        except InputError as exc:
+            raise InputError(f"aperture_photometry: aperture_correction 'auto' could not be "
+                             f"measured: {exc.message}", param="aperture_correction",
+                             stage="aperture_photometry") from None
+        messages += (f"aperture correction to {reference_radius:g} px: {correction.value:.4f} "
+                     f"± {correction.uncertainty:.4f} from {correction.n_stars} stars",)
     unit = image.unit
     table = photometry.aperture_photometry(
         image.data, catalog, radius=radius, annulus_inner=annulus_inner,

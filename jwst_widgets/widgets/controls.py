@@ -80,8 +80,10 @@ class ParamControl(w.VBox):
                       readout=False, continuous_update=True, layout=_SLIDER)
             if cls is w.FloatSlider:
                 kw["readout_format"] = ".4g"
-            start = p.default if value is None else value
+            start = next(v for v in (value, p.default, p.min) if v is not None)
             self.widget = cls(value=start, **kw)
+            if p.nullable:
+                self.text.placeholder = "auto"
             self.widget.observe(self._from_widget, "value")
             return [self.widget, self.text]
         self.widget = None

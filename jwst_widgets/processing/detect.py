@@ -1,0 +1,554 @@
+"""Source detection: point sources (DAOFIND, IRAF starfind) and segmentation.
+
+Thin, validated wrappers around :mod:`photutils.detection` and
+:mod:`photutils.segmentation` (photutils 3 names throughout). The functions
+take background-subtracted arrays and return astropy ``QTable`` catalogs with
+photutils' own columns, 0-based pixel positions, and ``ra``/``dec`` when a
+WCS is given. Nothing found is a zero-row table with the same columns, never
+``None``.
+
+Bad pixels (``mask`` True, or non-finite) are handled the same way by both
+detectors: they are filled from their good neighbours before the image is
+searched, so a source with a few bad pixels keeps its shape (and a source
+whose core is bad is still found where it is); regions too large to fill
+are excluded from the search. Filled pixels never enter a measured flux.
+"""
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+from ..errors import InputError, describe_choices
+
+__all__ = ["find_point_sources", "find_segments", "SegmentationResult",
+           "POINT_SOURCE_METHODS", "DEFAULT_SHAPE_RANGES"]
+
+#: The point-source finders of :func:`find_point_sources`.
+POINT_SOURCE_METHODS = ("daofind", "iraf")
+
+#: Each finder's own default (sharpness_range, roundness_range) (photutils').
+DEFAULT_SHAPE_RANGES = {"daofind": ((0.2, 1.0), (-1.0, 1.0)),
+                        "iraf": ((0.5, 2.0), (0.0, 0.2))}
+
+# Fraction of the Gaussian weight that good neighbours must carry for a bad
+# pixel to be filled from them; below this the pixel stays excluded.
+_MIN_FILL_WEIGHT = 0.02
+
+
+# --------------------------------------------------------------------------
+# Checks shared with the photometry module.
+
+def _as_image(data, name="data"):
+    """Return ``data`` as a native-byte-order 2-D float array (no copy if possible)."""
+    arr = np.asarray(getattr(data, "value", data))
+    if arr.ndim != 2:
+        raise InputError(f"{name} must be a 2-D image; got an array of shape {arr.shape}",
+                         param=name)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{name} must hold numbers; got dtype {arr.dtype}", param=name)
+    if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
+        arr = arr.astype(np.float64)
+    elif not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if min(arr.shape) < 2:
+        raise InputError(f"{name} must be at least 2x2 pixels; got shape {arr.shape}", param=name)
+    return arr
+
+
+def _as_same_shape(value, shape, name, *, kind="float"):
+    """Return an optional array that must match the image's shape."""
+    if value is None:
+        return None
+    arr = np.asarray(getattr(value, "value", value))
+    if arr.shape != shape:
+        raise InputError(f"{name} must have the image's shape {shape}; got {arr.shape}",
+                         param=name)
+    if kind == "bool":
+        return arr.astype(bool, copy=False)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{name} must hold numbers; got dtype {arr.dtype}", param=name)
+    if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
+        return arr.astype(np.float64)
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+
+def _bad_pixels(arr, mask, error=None):
+    """The pixels not to use: ``mask``, non-finite data, non-finite error."""
+    bad = ~np.isfinite(arr)
+    if mask is not None:
+        bad |= mask
+    if error is not None:
+        bad |= ~np.isfinite(error)
+    return bad
+
+
+def _check_number(value, name, *, low=None, high=None, low_open=False, integer=False,
+                  allow_none=False, context=""):
+    """Return ``value`` as a float (or int) within bounds, else raise InputError."""
+    if value is None and allow_none:
+        return None
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, (bool, np.bool_)) or not np.isscalar(value):
+        raise InputError(f"{name} must be {kind}; got {value!r}", param=name)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be {kind}; got {value!r}", param=name) from None
+    if not np.isfinite(number) or (integer and number != int(number)):
+        raise InputError(f"{name} must be {kind}; got {value!r}", param=name)
+    too_low = low is not None and (number <= low if low_open else number < low)
+    too_high = high is not None and number > high
+    if too_low or too_high:
+        if low is not None and high is not None:
+            allowed = f"between {low:g} and {high:g}" if not low_open else \
+                f"greater than {low:g} and at most {high:g}"
+        elif low is not None:
+            allowed = f"greater than {low:g}" if low_open else f"at least {low:g}"
+        else:
+            allowed = f"at most {high:g}"
+        raise InputError(f"{name} must be {allowed}{context}; got {value!r}", param=name)
+    return int(number) if integer else number
+
+
+def _check_range(value, name):
+    """A ``(lower, upper)`` pair with lower <= upper, or None."""
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a (lower, upper) pair of numbers or None; "
+                         f"got {value!r}", param=name) from None
+    if np.isnan(lo) or np.isnan(hi) or lo > hi:
+        raise InputError(f"{name} must be a (lower, upper) pair with lower <= upper; "
+                         f"got {value!r}", param=name)
+    return (lo, hi)
+
+
+def _check_threshold(threshold, shape, bad):
+    """A positive scalar, or a 2-D array of the image's shape (positive where usable)."""
+    if np.ndim(threshold) == 0:
+        return _check_number(threshold, "threshold", low=0.0, low_open=True)
+    arr = _as_same_shape(threshold, shape, "threshold")
+    usable = ~bad & np.isfinite(arr)
+    if np.any(arr[usable] <= 0):
+        raise InputError(f"threshold must be positive; the threshold array has values down "
+                         f"to {np.min(arr[usable]):g}", param="threshold")
+    if np.all(usable | bad):
+        return arr
+    # A threshold that is not finite on a good pixel: nothing is detected there.
+    return np.where(np.isfinite(arr), arr, np.inf)
+
+
+def _check_wcs(wcs):
+    if wcs is not None and not hasattr(wcs, "pixel_to_world"):
+        raise InputError(f"wcs must be an astropy WCS (or None); got {type(wcs).__name__}",
+                         param="wcs")
+    if wcs is not None and getattr(wcs, "has_celestial", True) is False:
+        raise InputError("wcs must have celestial axes to give ra and dec", param="wcs")
+
+
+def _add_sky_columns(table, x, y, wcs):
+    """Add ``ra`` and ``dec`` (ICRS, degrees) of 0-based pixel positions to ``table``."""
+    if wcs is None:
+        return
+    import astropy.units as u
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ra = np.full(x.shape, np.nan)
+    dec = np.full(x.shape, np.nan)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.any():
+        celestial = getattr(wcs, "celestial", wcs)
+        sky = celestial.pixel_to_world(x[ok], y[ok])
+        if not hasattr(sky, "icrs"):
+            raise InputError("wcs must map pixels to sky coordinates to give ra and dec",
+                             param="wcs")
+        sky = sky.icrs
+        ra[ok] = sky.ra.deg
+        dec[ok] = sky.dec.deg
+    table["ra"] = ra * u.deg
+    table["dec"] = dec * u.deg
+
+
+# --------------------------------------------------------------------------
+# Bad-pixel filling.
+
+def _fill_bad_pixels(arr, bad, sigma):
+    """Fill ``bad`` pixels by a Gaussian-weighted mean of good neighbours.
+
+    Returns ``(filled, unfilled)``: a new array (the input is not touched) and
+    the bad pixels too far from any good one to be filled (set to 0 in
+    ``filled``).
+    """
+    from scipy import ndimage
+
+    dtype = np.result_type(arr.dtype, np.float32)
+    weight = ndimage.gaussian_filter((~bad).astype(dtype), sigma, mode="constant", truncate=4.0)
+    filled = np.where(bad, 0, arr).astype(dtype, copy=False)
+    total = ndimage.gaussian_filter(filled, sigma, mode="constant", truncate=4.0)
+    unfilled = bad & (weight < _MIN_FILL_WEIGHT)
+    fillable = bad & ~unfilled
+    filled[fillable] = total[fillable] / weight[fillable]
+    return filled, unfilled
+
+
+# --------------------------------------------------------------------------
+# Point sources.
+
+def _star_finder(method, *, threshold, fwhm, sharpness_range, roundness_range,
+                 peak_max, n_brightest, exclude_border, xycoords=None):
+    from photutils.detection import DAOStarFinder, IRAFStarFinder
+
+    finder = DAOStarFinder if method == "daofind" else IRAFStarFinder
+    return finder(threshold, fwhm, exclude_border=exclude_border, n_brightest=n_brightest,
+                  peak_max=peak_max, xycoords=xycoords, sharpness_range=sharpness_range,
+                  roundness_range=roundness_range)
+
+
+def _empty_star_table(method, fwhm):
+    """A zero-row table with the exact columns, dtypes and units photutils gives."""
+    size = 2 * int(np.ceil(3 * fwhm)) + 9
+    c = (size - 1) / 2
+    yy, xx = np.mgrid[:size, :size]
+    sigma = fwhm / (2 * np.sqrt(2 * np.log(2)))
+    star = np.exp(-((xx - c) ** 2 + (yy - c) ** 2) / (2 * sigma ** 2))
+    finder = _star_finder(method, threshold=0.1, fwhm=fwhm, sharpness_range=None,
+                          roundness_range=None, peak_max=None, n_brightest=None,
+                          exclude_border=False, xycoords=np.array([[c, c]]))
+    table = finder(star)
+    return table[:0]
+
+
+def find_point_sources(data, *, threshold, fwhm=3.0, method="daofind", mask=None,
+                       sharpness_range=None, roundness_range=None,
+                       peak_max=None, n_brightest=None, exclude_border=False, wcs=None):
+    """Find point sources with DAOFIND or IRAF's starfind (photutils).
+
+    Parameters
+    ----------
+    data : 2-D array
+        The background-subtracted image.
+    threshold : float or 2-D array
+        The detection threshold in the units of ``data`` (for example
+        ``5 * background_rms``): positive; an array must have the image's
+        shape. For ``"daofind"`` it is scaled by the kernel as DAOFIND does,
+        so it is close to the peak amplitude a source must have.
+    fwhm : float, optional
+        The FWHM of the Gaussian detection kernel, in pixels (close to the
+        PSF's FWHM).
+    method : {'daofind', 'iraf'}, optional
+        `~photutils.detection.DAOStarFinder` or
+        `~photutils.detection.IRAFStarFinder`.
+    mask : 2-D bool array, optional
+        True where a pixel is bad. Non-finite pixels are always bad.
+    sharpness_range, roundness_range : (float, float) or None, optional
+        Inclusive bounds on the sharpness and roundness statistics of the
+        chosen finder. None (the default) takes the finder's own defaults
+        (`DEFAULT_SHAPE_RANGES`): ``(0.2, 1.0)`` and ``(-1.0, 1.0)`` for
+        ``"daofind"``, ``(0.5, 2.0)`` and ``(0.0, 0.2)`` for ``"iraf"``, whose
+        statistics are defined differently. ``(-np.inf, np.inf)`` for no cut.
+    peak_max : float, optional
+        Reject sources whose peak pixel is above this (saturated stars).
+    n_brightest : int, optional
+        Keep only this many sources, the brightest by ``flux``.
+    exclude_border : bool, optional
+        Reject sources within half a kernel of the image edge.
+    wcs : astropy.wcs.WCS, optional
+        When given, ``ra`` and ``dec`` (ICRS, degrees) columns are added.
+
+    Returns
+    -------
+    catalog : `~astropy.table.QTable`
+        photutils' columns: for ``"daofind"`` ``id, x_centroid, y_centroid,
+        sharpness, roundness1, roundness2, n_pixels, peak, flux, mag,
+        daofind_mag``; for ``"iraf"`` ``id, x_centroid, y_centroid, fwhm,
+        sharpness, roundness, orientation, n_pixels, peak, flux, mag``;
+        0-based pixel positions; then ``ra, dec`` with a WCS. Nothing found
+        gives a zero-row table with the same columns. ``meta`` records the
+        settings.
+
+    Raises
+    ------
+    jwst_widgets.errors.InputError
+        For a bad parameter value; the message names it.
+
+    Notes
+    -----
+    Bad pixels are replaced by a Gaussian-weighted mean of their good
+    neighbours (σ from ``fwhm``) before the search, so a bad pixel neither
+    hides nor invents a source; a region too large to fill is excluded. The
+    input arrays are not modified.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from jwst_widgets.processing.detect import find_point_sources
+    >>> yy, xx = np.mgrid[:64, :64]
+    >>> image = 100 * np.exp(-((xx - 20.3) ** 2 + (yy - 40.6) ** 2) / (2 * 1.3 ** 2))
+    >>> image += np.random.default_rng(0).normal(0, 1, image.shape)
+    >>> stars = find_point_sources(image, threshold=5.0, fwhm=3.0)
+    >>> x, y = float(stars["x_centroid"][0]), float(stars["y_centroid"][0])
+    >>> len(stars), round(x, 1), round(y, 1)
+    (1, 20.3, 40.6)
+    """
+    from astropy.table import QTable
+    from photutils.utils.exceptions import NoDetectionsWarning
+
+    arr = _as_image(data)
+    shape = arr.shape
+    if method not in POINT_SOURCE_METHODS:
+        raise InputError(f"method must be {describe_choices(POINT_SOURCE_METHODS)}; "
+                         f"got {method!r}", param="method")
+    fwhm = _check_number(fwhm, "fwhm", low=0.5, high=min(shape) / 4,
+                         context=f" pixels for a {shape[1]}x{shape[0]} image")
+    mask = _as_same_shape(mask, shape, "mask", kind="bool")
+    bad = _bad_pixels(arr, mask)
+    threshold = _check_threshold(threshold, shape, bad)
+    default_sharpness, default_roundness = DEFAULT_SHAPE_RANGES[method]
+    sharpness_range = _check_range(sharpness_range, "sharpness_range") or default_sharpness
+    roundness_range = _check_range(roundness_range, "roundness_range") or default_roundness
+    peak_max = _check_number(peak_max, "peak_max", allow_none=True)
+    n_brightest = _check_number(n_brightest, "n_brightest", low=1, integer=True,
+                                allow_none=True)
+    _check_wcs(wcs)
+
+    search_mask = None
+    if bad.any():
+        sigma = max(fwhm / (2 * np.sqrt(2 * np.log(2))), 1.0)
+        arr, unfilled = _fill_bad_pixels(arr, bad, sigma)
+        search_mask = unfilled if unfilled.any() else None
+
+    finder = _star_finder(method, threshold=threshold, fwhm=fwhm,
+                          sharpness_range=sharpness_range, roundness_range=roundness_range,
+                          peak_max=peak_max, n_brightest=n_brightest,
+                          exclude_border=bool(exclude_border))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoDetectionsWarning)
+        found = finder(arr, mask=search_mask)
+    table = QTable(found) if found is not None else QTable(_empty_star_table(method, fwhm))
+    _add_sky_columns(table, table["x_centroid"], table["y_centroid"], wcs)
+    table.meta.pop("date", None)  # keep photutils' versions, not a time stamp
+    table.meta.update({
+        "method": method, "fwhm": fwhm,
+        "threshold": threshold if np.ndim(threshold) == 0 else "array",
+        "sharpness_range": sharpness_range, "roundness_range": roundness_range,
+        "peak_max": peak_max, "n_brightest": n_brightest,
+        "exclude_border": bool(exclude_border), "n_bad_pixels": int(bad.sum()),
+    })
+    return table
+
+
+# --------------------------------------------------------------------------
+# Segmentation.
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SegmentationResult:
+    """The result of :func:`find_segments`.
+
+    Attributes
+    ----------
+    catalog : `~astropy.table.QTable`
+        One row per segment: ``id`` (= ``label``) and the default columns of
+        `photutils.segmentation.SourceCatalog` (``label, x_centroid,
+        y_centroid, bbox_xmin ... bbox_ymax, area, semimajor_axis,
+        semiminor_axis, orientation, eccentricity, min_value, max_value,
+        segment_flux, segment_flux_err, kron_flux, kron_flux_err``), then
+        ``ra, dec`` with a WCS. Zero rows when nothing was found.
+    segment_map : ndarray of int32
+        The label of each pixel, 0 for background.
+    n_sources : int
+        The number of segments (the catalog's length).
+    """
+
+    catalog: object
+    segment_map: np.ndarray
+    n_sources: int
+
+    def __repr__(self):
+        ny, nx = self.segment_map.shape
+        return f"<SegmentationResult {self.n_sources} sources on {nx}x{ny}>"
+
+
+def _smoothing_kernel(fwhm):
+    from photutils.segmentation import make_2dgaussian_kernel
+
+    size = 2 * int(np.ceil(fwhm)) + 1
+    return make_2dgaussian_kernel(fwhm, size=size)
+
+
+def _smooth(arr, bad, fwhm):
+    """Convolve with a Gaussian of ``fwhm``, bad pixels interpolated (astropy convolve).
+
+    Returns ``(smoothed, unfilled)``: unfilled pixels (no good pixel under the
+    kernel) are 0 in ``smoothed``.
+    """
+    from astropy.convolution import convolve
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    kernel = _smoothing_kernel(fwhm)
+    with warnings.catch_warnings():
+        # "NaN values detected post convolution": the unfilled pixels, handled below.
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        smoothed = convolve(arr, kernel, mask=bad if bad.any() else None)
+    unfilled = ~np.isfinite(smoothed)
+    if unfilled.any():
+        smoothed[unfilled] = 0.0
+    return smoothed, unfilled
+
+
+def _catalog_columns():
+    from photutils.segmentation.catalog import DEFAULT_COLUMNS
+
+    return [name for name in DEFAULT_COLUMNS if name != "sky_centroid"]
+
+
+def _empty_segment_table(with_error):
+    """A zero-row table with the exact columns, dtypes and units photutils gives."""
+    from photutils.segmentation import SegmentationImage, SourceCatalog
+
+    data = np.zeros((9, 9))
+    data[3:6, 3:6] = 1.0
+    segm = SegmentationImage((data > 0).astype(np.int32))
+    error = np.ones_like(data) if with_error else None
+    table = SourceCatalog(data, segm, convolved_data=data, error=error).to_table(
+        columns=_catalog_columns())
+    return table[:0]
+
+
+def find_segments(data, *, threshold, n_pixels=10, smooth_fwhm=2.0, deblend=True,
+                  n_levels=32, contrast=0.001, mask=None, error=None, wcs=None,
+                  background=None):
+    """Find extended sources by image segmentation (photutils), with deblending.
+
+    The image is smoothed with a Gaussian kernel, pixels above ``threshold``
+    that form connected groups of at least ``n_pixels`` become segments
+    (`~photutils.segmentation.detect_sources`), overlapping sources are split
+    by multi-thresholding and watershed
+    (`~photutils.segmentation.deblend_sources`), and each segment is measured
+    by `~photutils.segmentation.SourceCatalog` on the unsmoothed data.
+
+    Parameters
+    ----------
+    data : 2-D array
+        The background-subtracted image.
+    threshold : float or 2-D array
+        The detection threshold in the units of ``data``, applied to the
+        smoothed image (for example ``1.5 * background_rms``); positive; an
+        array must have the image's shape.
+    n_pixels : int, optional
+        The least number of connected pixels a source must have.
+    smooth_fwhm : float or None, optional
+        The FWHM in pixels of the Gaussian smoothing kernel (kernel size
+        ``2 * ceil(fwhm) + 1``); 0 or None for no smoothing.
+    deblend : bool, optional
+        Split blended sources.
+    n_levels : int, optional
+        The number of multi-threshold levels of the deblending.
+    contrast : float, optional
+        The fraction of a segment's flux a component must have to be split
+        off, between 0 and 1 (1 disables deblending).
+    mask : 2-D bool array, optional
+        True where a pixel is bad. Non-finite pixels are always bad.
+    error : 2-D array, optional
+        The 1-sigma error of each pixel (the ERR extension), for
+        ``segment_flux_err`` and ``kron_flux_err``.
+    wcs : astropy.wcs.WCS, optional
+        When given, ``ra`` and ``dec`` (ICRS, degrees) columns are added.
+    background : float or 2-D array, optional
+        The background that was subtracted, passed to ``SourceCatalog``
+        for its ``background_*`` properties (it is not subtracted again).
+
+    Returns
+    -------
+    result : `SegmentationResult`
+        ``catalog`` (a `~astropy.table.QTable`, zero rows when nothing is
+        found), ``segment_map`` (int32 labels, 0 = background) and
+        ``n_sources``.
+
+    Raises
+    ------
+    jwst_widgets.errors.InputError
+        For a bad parameter value; the message names it.
+
+    Notes
+    -----
+    Bad pixels are interpolated in the smoothed image (astropy ``convolve``),
+    so a segment is not cut by a bad pixel, but they are masked for every
+    measured quantity. A region too large to interpolate is excluded from
+    the segmentation. The input arrays are not modified.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from jwst_widgets.processing.detect import find_segments
+    >>> yy, xx = np.mgrid[:96, :96]
+    >>> image = 20 * np.exp(-((xx - 30) ** 2 / 50 + (yy - 60) ** 2 / 18))
+    >>> image += np.random.default_rng(1).normal(0, 1, image.shape)
+    >>> result = find_segments(image, threshold=1.5, n_pixels=10)
+    >>> result.n_sources, result.segment_map.dtype.name
+    (1, 'int32')
+    >>> round(float(result.catalog["x_centroid"][0]))
+    30
+    """
+    from astropy.table import QTable
+    from astropy.utils.exceptions import AstropyUserWarning
+    from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
+    from photutils.utils.exceptions import NoDetectionsWarning
+
+    arr = _as_image(data)
+    shape = arr.shape
+    mask = _as_same_shape(mask, shape, "mask", kind="bool")
+    error = _as_same_shape(error, shape, "error")
+    bad = _bad_pixels(arr, mask, error)
+    threshold = _check_threshold(threshold, shape, bad)
+    n_pixels = _check_number(n_pixels, "n_pixels", low=1, high=arr.size, integer=True)
+    smooth_fwhm = _check_number(0.0 if smooth_fwhm is None else smooth_fwhm, "smooth_fwhm",
+                                low=0.0, high=min(shape) / 4,
+                                context=f" pixels for a {shape[1]}x{shape[0]} image")
+    n_levels = _check_number(n_levels, "n_levels", low=1, high=1000, integer=True)
+    contrast = _check_number(contrast, "contrast", low=0.0, high=1.0)
+    if background is not None and np.ndim(background) != 0:
+        background = _as_same_shape(background, shape, "background")
+    elif background is not None:
+        background = _check_number(background, "background")
+    _check_wcs(wcs)
+
+    if smooth_fwhm > 0:
+        smoothed, excluded = _smooth(arr, bad, smooth_fwhm)
+    else:
+        smoothed, excluded = np.where(bad, 0.0, arr), bad
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoDetectionsWarning)
+        segm = detect_sources(smoothed, threshold, n_pixels,
+                              mask=excluded if excluded.any() else None)
+
+    if segm is None:
+        table = QTable(_empty_segment_table(error is not None))
+        segment_map = np.zeros(shape, dtype=np.int32)
+    else:
+        if deblend and contrast < 1:
+            with warnings.catch_warnings():
+                # photutils reports when it switches a source's deblending
+                # mode from exponential to linear (faint sources): not a problem.
+                warnings.filterwarnings("ignore", category=AstropyUserWarning,
+                                        message=".*deblend")
+                segm = deblend_sources(smoothed, segm, n_pixels, n_levels=n_levels,
+                                       contrast=contrast, progress_bar=False)
+        values = np.where(bad, 0.0, arr) if bad.any() else arr
+        catalog = SourceCatalog(values, segm, convolved_data=smoothed, error=error,
+                                mask=bad if bad.any() else None, background=background)
+        table = QTable(catalog.to_table(columns=_catalog_columns()))
+        segment_map = np.asarray(segm.data, dtype=np.int32)
+
+    table.add_column(np.asarray(table["label"], dtype=np.int64), name="id", index=0)
+    _add_sky_columns(table, table["x_centroid"], table["y_centroid"], wcs)
+    table.meta.pop("date", None)  # keep photutils' versions, not a time stamp
+    table.meta.update({
+        "threshold": threshold if np.ndim(threshold) == 0 else "array",
+        "n_pixels": n_pixels, "smooth_fwhm": smooth_fwhm, "deblend": bool(deblend),
+        "n_levels": n_levels, "contrast": contrast, "n_bad_pixels": int(bad.sum()),
+    })
+    return SegmentationResult(catalog=table, segment_map=segment_map, n_sources=len(table))
