@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["mast_plugin"]
+
 
 def sha256(path):
     with open(path, "rb") as fh:

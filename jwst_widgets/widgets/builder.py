@@ -181,10 +181,14 @@ class PipelineBuilder(w.VBox):
         ])
         right = w.VBox([self.view, display])
 
+        from .mast_browser import MastBrowser
+
         self.stats_panel = StatisticsPanel(self)
         self.export_panel = ExportPanel(self)
+        self.mast = MastBrowser(on_open=self._open_downloads)
         tabs = [("Catalog", self.catalog_table), ("Histogram", self.histogram),
-                ("Statistics", self.stats_panel), ("Export", self.export_panel)]
+                ("Statistics", self.stats_panel), ("Export", self.export_panel),
+                ("MAST", self.mast)]
         self.tabs = w.Tab(children=[c for _, c in tabs])
         for i, (title, _) in enumerate(tabs):
             self.tabs.set_title(i, title)
@@ -236,6 +240,14 @@ class PipelineBuilder(w.VBox):
         self.view.set_image(image, reset=True, catalog=None, segmentation=None)
         self._request_run(reason="load")
         return image
+
+    def _open_downloads(self, paths):
+        """The MAST browser's "open in the pipeline builder": load the first file."""
+        if paths:
+            self._guard_load(paths[0])
+            self.downloads = list(paths)
+
+    downloads = ()
 
     def _guard_load(self, source):
         try:
