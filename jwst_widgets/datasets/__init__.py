@@ -27,7 +27,19 @@ Synthetic samples, generated on first use and cached (deterministic):
 
 import os
 
-__all__ = ["SAMPLES", "sample_path", "load_sample", "nircam_like", "cache_dir"]
+__all__ = ["SAMPLES", "sample_path", "load_sample", "nircam_like", "cache_dir",
+           "SyntheticFrame", "SyntheticTruth", "nircam_psf", "NircamPSF", "NIRCAM_FILTERS",
+           "DQ_FLAGS"]
+
+_LAZY = {"SyntheticFrame": "synthetic", "SyntheticTruth": "synthetic", "DQ_FLAGS": "synthetic",
+         "nircam_psf": "psf", "NircamPSF": "psf", "NIRCAM_FILTERS": "psf"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _HERE = os.path.join(os.path.dirname(__file__), "data")
 
@@ -74,7 +86,7 @@ def sample_path(name):
         return os.path.join(_HERE, filename)
     kwargs = _SYNTHETIC[name]
     ny, nx = kwargs["shape"]
-    path = os.path.join(cache_dir(), f"{name}_{nx}x{ny}_seed{kwargs['seed']}_v1_cal.fits")
+    path = os.path.join(cache_dir(), f"{name}_{nx}x{ny}_seed{kwargs['seed']}_v2_cal.fits")
     if not os.path.exists(path):
         nircam_like(**kwargs).write(path)
     return path

@@ -90,7 +90,7 @@ class PipelineBuilder(w.VBox):
         self._fast = LatestWorker("jwst-widgets-preview", on_error=self._on_bug)
 
         self.view = ImageView(width=width, height=height)
-        self.histogram = Histogram(self.view)
+        self.histogram = Histogram(self.view, width=min(width, 520), height=150)
         self.catalog_table = CatalogTable()
         self.view.on_select(lambda idx: self.catalog_table.select(idx))
         self.catalog_table.on_select(lambda idx: self.view.select(idx, notify=False, center=True))
@@ -134,7 +134,7 @@ class PipelineBuilder(w.VBox):
         self.chain_status = w.HTML("")
         self.chain_status.add_class("jw-chain-status")
         left = w.VBox([w.HBox([self.add_choice, add_button]), self.stage_box, self.chain_status],
-                      layout=w.Layout(width="560px", min_width="480px"))
+                      layout=w.Layout(width="470px", min_width="470px", margin="0 8px 0 0"))
 
         # display settings
         self.show_choice = w.Dropdown(description="show", layout=w.Layout(width="260px"))
@@ -179,21 +179,23 @@ class PipelineBuilder(w.VBox):
             w.HBox([self.show_sources, self.show_segments, self.color_by]),
             w.HBox([self.compare_choice, self.compare_mode, self._blink]),
         ])
-        right = w.VBox([self.view, display])
+        right = w.VBox([self.view, display, self.histogram])
 
         from .mast_browser import MastBrowser
 
         self.stats_panel = StatisticsPanel(self)
         self.export_panel = ExportPanel(self)
         self.mast = MastBrowser(on_open=self._open_downloads)
-        tabs = [("Catalog", self.catalog_table), ("Histogram", self.histogram),
-                ("Statistics", self.stats_panel), ("Export", self.export_panel),
+        # bqplot figures are kept out of the tabs: a figure laid out while its
+        # tab is hidden has no size and breaks in the front end.
+        tabs = [("Catalog", self.catalog_table), ("Statistics", self.stats_panel), ("Export", self.export_panel),
                 ("MAST", self.mast)]
         self.tabs = w.Tab(children=[c for _, c in tabs])
         for i, (title, _) in enumerate(tabs):
             self.tabs.set_title(i, title)
         self.extra_tabs = {}
-        super().__init__([loader, w.HBox([left, right, self.compare_box]), self.tabs])
+        main = w.HBox([left, right, self.compare_box], layout=w.Layout(flex_flow="row wrap"))
+        super().__init__([loader, main, self.tabs])
         self.add_class("jw-pipeline-builder")
         self._refresh_choices()
 
@@ -481,8 +483,8 @@ class PipelineBuilder(w.VBox):
                 panel.set_status("off")
             else:
                 panel.clear_errors()
-                how = "cached" if s.cached else "ran"
-                text = f"{how} in {s.seconds * 1000:.0f} ms"
+                text = (f"from the cache (ran in {s.seconds * 1000:.0f} ms)" if s.cached
+                        else f"ran in {s.seconds * 1000:.0f} ms")
                 if s.messages:
                     text += " · " + " · ".join(s.messages)
                 panel.set_status(text)

@@ -12,9 +12,9 @@ import ipywidgets as w
 
 __all__ = ["ParamControl", "make_controls"]
 
-_LABEL = w.Layout(width="130px", min_width="130px")
-_TEXT = w.Layout(width="90px")
-_SLIDER = w.Layout(width="220px")
+_LABEL = w.Layout(width="124px", min_width="124px")
+_TEXT = w.Layout(width="80px")
+_SLIDER = w.Layout(width="180px")
 
 
 class ParamControl(w.VBox):
@@ -34,7 +34,7 @@ class ParamControl(w.VBox):
         self.param = param
         self._on_change = on_change
         self._muted = False
-        self.error = w.HTML("", layout=w.Layout(margin="0 0 0 134px"))
+        self.error = w.HTML("", layout=w.Layout(margin="0 0 0 128px"))
         self.error.add_class("jw-error")
         label = w.Label(param.name, layout=_LABEL, tooltip=param.doc)
         widgets = self._build(param, value)

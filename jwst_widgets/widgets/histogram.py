@@ -21,11 +21,14 @@ class Histogram(w.VBox):
         self.bins = bins
         self.max_samples = max_samples
         self._key = None
-        self.xs = bq.LinearScale()
-        self.ys = bq.LogScale()
-        self.bars = bq.Bars(x=[0.0], y=[1.0], scales={"x": self.xs, "y": self.ys},
-                            colors=["#4a90d9"], padding=0.0, stroke_width=0)
-        self.lines = bq.Lines(x=[[0, 0], [1, 1]], y=[[1, 1e9], [1, 1e9]],
+        # counts are drawn as log10(1 + N) on a linear scale: bars cannot start
+        # at zero on a logarithmic scale.
+        self.xs = bq.LinearScale(min=0.0, max=1.0)
+        self.ys = bq.LinearScale(min=0.0, max=1.0)
+        self.bars = bq.Bars(x=np.linspace(0, 1, 4), y=np.zeros(4),
+                            scales={"x": self.xs, "y": self.ys}, colors=["#4a90d9"],
+                            padding=0.0, stroke_width=0)
+        self.lines = bq.Lines(x=[[0.0, 0.0], [1.0, 1.0]], y=[[0.0, 1.0], [0.0, 1.0]],
                               scales={"x": self.xs, "y": self.ys}, colors=["#e67e22", "#e74c3c"],
                               stroke_width=2)
         self.brush = bq.interacts.BrushIntervalSelector(scale=self.xs, marks=[self.bars],
@@ -33,7 +36,8 @@ class Histogram(w.VBox):
         self.figure = bq.Figure(
             marks=[self.bars, self.lines],
             axes=[bq.Axis(scale=self.xs, num_ticks=5, tick_format=".3g"),
-                  bq.Axis(scale=self.ys, side="left", num_ticks=3, tick_format=".0e")],
+                  bq.Axis(scale=self.ys, side="left", num_ticks=3, tick_format=".1f",
+                          label="log10 N")],
             interaction=self.brush, fig_margin=dict(top=6, bottom=26, left=52, right=8),
             animation_duration=0, layout=w.Layout(width=f"{width}px", height=f"{height}px"))
         self.figure.add_class("jw-histogram")
@@ -73,12 +77,14 @@ class Histogram(w.VBox):
                 self._key = key
                 counts, edges = self._histogram(image, limits)
                 centers = 0.5 * (edges[:-1] + edges[1:])
-                self.bars.x, self.bars.y = centers, np.maximum(counts, 0.8)
-                self._top = float(max(counts.max(), 1)) * 1.5
+                logn = np.log10(1.0 + counts)
+                self.bars.x, self.bars.y = centers, logn
+                self._top = float(max(logn.max(), 1.0)) * 1.05
                 self.xs.min, self.xs.max = float(edges[0]), float(edges[-1])
+                self.ys.min, self.ys.max = 0.0, self._top
             lo, hi = limits
             self.lines.x = [[lo, lo], [hi, hi]]
-            self.lines.y = [[0.8, self._top], [0.8, self._top]]
+            self.lines.y = [[0.0, self._top], [0.0, self._top]]
         self.vmin.value, self.vmax.value = float(lo), float(hi)
 
     def _histogram(self, image, limits):

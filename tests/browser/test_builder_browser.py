@@ -1,0 +1,111 @@
+"""The pipeline builder in a real browser: JupyterLab and Voila on Chromium.
+
+The product notebook `notebooks/pipeline_builder.ipynb` is run as a user runs
+it; then the background and detection sliders are moved with the keyboard,
+a bad value is typed, and the page is checked for errors and outside asks.
+"""
+
+from pathlib import Path
+
+import pytest
+from browser_page import (assert_no_errors, open_notebook, open_voila, run_all,
+                          save_screenshot, wait_until)
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOK = REPO / "notebooks" / "pipeline_builder.ipynb"
+
+MAIN_IMAGE = ".jw-image-figure image[href^='blob:']"
+MARKERS = ".jw-image-figure .object_grp path.dot"
+
+
+def _href(page):
+    return page.locator(MAIN_IMAGE).first.get_attribute("href", timeout=60_000)
+
+
+def _markers(page):
+    return page.locator(MARKERS).count()
+
+
+def _param(page, stage, name):
+    return page.locator(f".jw-stage-{stage} .jw-param-{name}").first
+
+
+def _press(page, stage, name, key, times=1):
+    handle = _param(page, stage, name).locator(".noUi-handle")
+    handle.focus(timeout=30_000)
+    for _ in range(times):
+        handle.press(key)
+
+
+def _wait_new_image(page, before, timeout=90_000):
+    wait_until(page, lambda: _href(page) != before, timeout=timeout,
+               message="the image to change")
+
+
+def _wait_idle_builder(page, timeout=90_000):
+    """Wait until no stage says it is running (the chain finished)."""
+    wait_until(page, lambda: page.locator(".jw-stage-status:has-text('running')").count() == 0
+               and page.locator(".jw-stage-status:has-text('preview')").count() == 0,
+               timeout=timeout, message="the chain to finish")
+
+
+def _exercise(page, tag):
+    builder = page.locator(".jw-pipeline-builder").first
+    builder.wait_for(timeout=120_000)
+    page.locator(MAIN_IMAGE).first.wait_for(timeout=120_000)
+    _wait_idle_builder(page)
+    save_screenshot(builder, f"{tag}-builder-initial")
+    n_before = _markers(page)
+    assert n_before > 0, "the detected sources are drawn on the view"
+
+    # background slider: the image changes
+    before = _href(page)
+    _press(page, "background_subtraction", "box_size", "PageUp")
+    _wait_new_image(page, before)
+    _wait_idle_builder(page)
+    box = _param(page, "background_subtraction", "box_size").locator("input[type=text]")
+    assert box.input_value() != "64"
+
+    # detection slider up: fewer markers, and the image is redrawn
+    before = _href(page)
+    _press(page, "source_detection", "threshold_sigma", "PageUp", times=3)
+    wait_until(page, lambda: _markers(page) < n_before, timeout=90_000,
+               message="fewer sources at a higher threshold")
+    _wait_idle_builder(page)
+    save_screenshot(page.locator(".jw-image-view").first, f"{tag}-view-after-sliders")
+
+    # a bad value typed into the exact-value box: its message, and the chain keeps working
+    box.fill("5000")
+    box.press("Enter")
+    error = _param(page, "background_subtraction", "box_size").locator("xpath=..") \
+        .locator(".jw-error")
+    wait_until(page, lambda: "box_size must be between" in error.first.inner_text(),
+               timeout=30_000, message="the error message beside box_size")
+    save_screenshot(page.locator(".jw-stage-background_subtraction").first,
+                    f"{tag}-bad-value")
+    n_now = _markers(page)
+    before = _href(page)
+    _press(page, "source_detection", "threshold_sigma", "PageDown", times=3)
+    wait_until(page, lambda: _markers(page) > n_now, timeout=90_000,
+               message="the chain to keep working after a bad value")
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(600)
+def test_builder_in_jupyterlab(jupyterlab_server, make_page):
+    lab_page = make_page(viewport={"width": 1400, "height": 1000})
+    rel = jupyterlab_server.add(NOTEBOOK)
+    open_notebook(lab_page, jupyterlab_server, rel)
+    run_all(lab_page, timeout=300_000)
+    _exercise(lab_page, "lab")
+    assert_no_errors(lab_page)
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(600)
+def test_builder_in_voila(voila_server, make_page):
+    page = make_page(viewport={"width": 1400, "height": 1000})
+    server = voila_server(NOTEBOOK)
+    open_voila(page, server, timeout=300_000)
+    _exercise(page, "voila")
+    assert_no_errors(page)
