@@ -49,6 +49,8 @@ def test_declared_choices_match_processing_modules():
     reg = default_registry()
     assert reg["background_subtraction"].param("estimator").choices == tuple(background.ESTIMATORS)
     assert reg["noise_reduction"].param("method").choices == tuple(filters.METHODS)
+    assert reg["noise_reduction"].param("kernel_size").max == filters.KERNEL_SIZE_MAX
+    assert reg["noise_reduction"].param("sigma").max == filters.SIGMA_MAX
     assert reg["enhancement"].param("stretch").choices == tuple(enhance.STRETCHES)
     assert reg["enhancement"].param("interval").choices == tuple(enhance.INTERVALS)
 
