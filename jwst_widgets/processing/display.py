@@ -35,7 +35,9 @@ from .enhance import display_limits, make_interval, make_stretch, sample_values
 
 __all__ = [
     "REDUCE_METHODS",
+    "Pyramid",
     "RenderResult",
+    "render_view",
     "block_factor",
     "block_reduce",
     "colormap_lut",
@@ -823,3 +825,124 @@ def _check_mask(mask, shape):
                          param="mask")
     return m.astype(bool, copy=False)
 
+
+
+# --- pyramids: zoomed-out views without a pass over the whole frame -------
+
+
+class Pyramid:
+    """Reduced copies of an image, level *k* binned by ``2**k``, built on demand.
+
+    A zoomed-out view of a large frame reads one small level instead of
+    every pixel of the frame, so panning and zooming cost the same on a
+    10k x 10k mosaic as on a small image. Level *k* is made from level
+    *k - 1* (mean of the valid pixels of each 2 x 2 block, or their maximum),
+    so a level costs a quarter of the one below it.
+
+    Parameters
+    ----------
+    data : array_like
+        The image (level 0). It is not copied; a memory map stays one.
+    mask : array_like of bool, optional
+        True where a pixel is bad (level 0 only; above it bad blocks are NaN).
+    method : {'mean', 'max'}
+        How blocks are combined.
+
+    Notes
+    -----
+    A mean of 2 x 2 means weighs each block equally, so where some pixels of
+    a block are bad a level's value differs slightly from the exact mean of
+    the valid pixels: a display may live with that, a measurement may not.
+    """
+
+    def __init__(self, data, mask=None, *, method="mean"):
+        if method not in REDUCE_METHODS:
+            raise InputError(f"method must be one of {describe_choices(REDUCE_METHODS)}; "
+                             f"got {method!r}", param="method")
+        self.method = method
+        self.shape = np.shape(data)
+        self._levels = {0: (data, mask)}
+
+    def level(self, k):
+        """``(array, mask)`` of level ``k`` (mask None above level 0)."""
+        if k not in self._levels:
+            below, below_mask = self.level(k - 1)
+            self._levels[k] = (block_reduce(below, 2, method=self.method, mask=below_mask),
+                               None)
+        return self._levels[k]
+
+    def top_level(self):
+        """The highest level that is still at least 2 pixels on its short side."""
+        k = 0
+        n = min(self.shape)
+        while n // 2 >= 2:
+            n = (n + 1) // 2
+            k += 1
+        return k
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for k, (a, _) in self._levels.items() if k > 0)
+
+
+def render_view(pyramid, *, x_range=None, y_range=None, max_size=(800, 800), scale=1,
+                limits=None, stretch="linear", colormap="gray", **options):
+    """Render a view of an image through its :class:`Pyramid`.
+
+    The same as :func:`render` on the full image, except that a zoomed-out
+    view is taken from the pyramid level whose binning is the largest power
+    of two not above the reduction it needs.
+
+    Parameters
+    ----------
+    pyramid : Pyramid
+        The image's pyramid.
+    x_range, y_range : (float, float), optional
+        The view's bounds in the pixel coordinates of the full-resolution
+        frame.
+    scale : int, optional
+        How many full-resolution pixels one pixel of the pyramid's image
+        covers along each axis (a preview made on a binned copy of the frame).
+    limits, stretch, colormap, **options
+        As for :func:`render` (``limits`` is required for levels above 0 to
+        keep the colours of the whole frame).
+
+    Returns
+    -------
+    RenderResult
+        With ``factor``, ``region`` and ``extent`` in the full-resolution
+        frame's pixels.
+    """
+    scale = int(scale)
+    ny, nx = pyramid.shape
+    max_w, max_h = _check_max_size(max_size)
+
+    def to_base(r):
+        return None if r is None else ((r[0] + 0.5) / scale - 0.5, (r[1] + 0.5) / scale - 0.5)
+
+    bx, by = to_base(x_range), to_base(y_range)
+    x0, x1, y0, y1 = visible_region((ny, nx), bx, by)
+    need = block_factor((max(y1 - y0, 1), max(x1 - x0, 1)), max_w, max_h)
+    k = min(int(math.floor(math.log2(need))) if need > 1 else 0, pyramid.top_level())
+    if k and limits is None:
+        raise InputError("render_view needs limits to render from a reduced level",
+                         param="limits")
+    data, mask = pyramid.level(k)
+    step = 2 ** k
+
+    def to_level(r):
+        return None if r is None else ((r[0] + 0.5) / step - 0.5, (r[1] + 0.5) / step - 0.5)
+
+    result = render(data, x_range=to_level(bx), y_range=to_level(by), max_size=max_size,
+                    mask=mask, limits=limits, stretch=stretch, colormap=colormap,
+                    reduce=pyramid.method, **options)
+    total = scale * step
+    if result.extent is None:
+        extent = None
+    else:
+        extent = tuple((e + 0.5) * total - 0.5 for e in result.extent)
+    rx0, rx1, ry0, ry1 = result.region
+    full_ny, full_nx = ny * scale, nx * scale
+    region = (rx0 * total, min(rx1 * total, full_nx), ry0 * total, min(ry1 * total, full_ny))
+    return dataclasses.replace(result, factor=result.factor * total, region=region,
+                               extent=extent)

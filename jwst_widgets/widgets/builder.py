@@ -492,12 +492,10 @@ class PipelineBuilder(w.VBox):
         catalog = result.catalog
         seg = result.segmentation
         if preview_factor:
-            shown = _upscaled(shown, preview_factor, self.image)
             catalog = _scale_catalog(catalog, preview_factor)
-            seg = None if seg is None else np.kron(seg, np.ones((preview_factor,) * 2, seg.dtype))[
-                : self.image.data.shape[0], : self.image.data.shape[1]]
-        size_hint = self._size_hint()
-        self.view.set_image(shown, catalog=catalog, segmentation=seg, size_hint=size_hint)
+            seg = None
+        self.view.set_image(shown, catalog=catalog, segmentation=seg,
+                            size_hint=self._size_hint(), binning=preview_factor or 1)
         if not preview_factor:
             self.catalog_table.set_catalog(catalog)
             self._refresh_color_columns(catalog)
@@ -702,15 +700,6 @@ class PipelineBuilder(w.VBox):
         self._fast.close()
         self.view.close()
         super().close()
-
-
-def _upscaled(image, factor, full):
-    """Show a preview image on the full image's pixel grid (nearest, cropped)."""
-    ny, nx = full.data.shape
-    data = np.repeat(np.repeat(image.data, factor, axis=0), factor, axis=1)
-    out = np.full((ny, nx), np.nan, np.float32)
-    out[: min(ny, data.shape[0]), : min(nx, data.shape[1])] = data[:ny, :nx]
-    return full.replace(data=out, mask=~np.isfinite(out), key=f"{image.key}-up")
 
 
 def _scale_catalog(catalog, factor):

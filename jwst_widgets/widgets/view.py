@@ -153,6 +153,8 @@ class ImageView(w.VBox):
         self._last_hash = None
         self._size_hint = 3.0
         self._select_callbacks = []
+        import collections
+        self._pyramids = collections.OrderedDict()
         self._render_callbacks = []
         self._apply_lock = threading.Lock()
         self._worker = LatestWorker("jwst-widgets-render", on_error=self._on_worker_error)
@@ -222,22 +224,26 @@ class ImageView(w.VBox):
                 self.height - _MARGIN["top"] - _MARGIN["bottom"])
 
     # -- content ----------------------------------------------------------------
-    def set_image(self, image, *, reset=None, catalog=None, segmentation=None, size_hint=None):
+    def set_image(self, image, *, reset=None, catalog=None, segmentation=None, size_hint=None,
+                  binning=1):
         """Show an :class:`~jwst_widgets.io.Image` (or a 2-D array).
 
-        The view keeps its zoom when the new image has the shape of the old
-        one (a new stage output), and resets to the whole image otherwise
-        (``reset`` forces either).
+        The view keeps its zoom when the new image covers the same frame as
+        the old one (a new stage output), and resets to the whole image
+        otherwise (``reset`` forces either). ``binning`` > 1 says that each
+        pixel of ``image`` covers ``binning`` x ``binning`` pixels of the frame
+        (a preview computed on a binned copy); coordinates stay the frame's.
         """
         from ..io import Image
         if not isinstance(image, Image):
             image = Image.from_array(image)
-        old = self.image
+        old_shape = self.frame_shape
         self.image = image
+        self.binning = int(binning)
         if size_hint is not None:
             self._size_hint = float(size_hint)
         if reset is None:
-            reset = old is None or old.data.shape != image.data.shape
+            reset = old_shape is None or old_shape != self.frame_shape
         if catalog is not False:
             self.catalog = catalog
         if segmentation is not False:
@@ -260,11 +266,21 @@ class ImageView(w.VBox):
         self.refresh()
 
     # -- navigation -------------------------------------------------------------------
+    binning = 1
+
+    @property
+    def frame_shape(self):
+        """(ny, nx) of the full-resolution frame shown (None when empty)."""
+        if self.image is None:
+            return None
+        ny, nx = self.image.data.shape
+        return (ny * self.binning, nx * self.binning)
+
     def reset_view(self, render=True):
         """Show the whole image with square pixels, centred."""
         if self.image is None:
             return
-        ny, nx = self.image.data.shape
+        ny, nx = self.frame_shape
         pw, ph = self.plot_size
         s = max(nx / pw, ny / ph)
         cx, cy = (nx - 1) / 2, (ny - 1) / 2
@@ -338,13 +354,14 @@ class ImageView(w.VBox):
 
     def _snapshot(self):
         st = self.state
-        return dict(image=self.image, interval=st.interval, stretch=st.stretch,
+        return dict(image=self.image, binning=self.binning, interval=st.interval,
+                    stretch=st.stretch,
                     colormap=st.colormap, reduce=st.reduce, view=self.view_range,
                     size=self.plot_size, segmentation=self.segmentation if st.show_segmentation
                     else None)
 
     def _limits(self, snap):
-        from ..processing.enhance import display_limits
+        from ..processing.enhance import display_limits, make_interval
         image, interval = snap["image"], snap["interval"]
         key = (image.key, interval if not isinstance(interval, tuple) else tuple(interval))
         if key != self._limits_key:
@@ -353,8 +370,11 @@ class ImageView(w.VBox):
             else:
                 spec = interval if isinstance(interval, str) else "percentile"
                 kw = {} if isinstance(interval, str) else {"percentile": interval}
-                from ..processing.enhance import make_interval
-                limits = display_limits(image.data, make_interval(spec, **kw), mask=image.mask)
+                # a regular grid of about 400k pixels: a few rows of a memory-mapped
+                # mosaic are read, not the whole file
+                step = max(1, int(np.sqrt(image.data.size / 400_000)))
+                limits = display_limits(image.data[::step, ::step], make_interval(spec, **kw),
+                                        mask=image.mask[::step, ::step])
             self.limits = (float(limits[0]), float(limits[1]))
             self._limits_key = key
             self._histeq = None
@@ -376,24 +396,35 @@ class ImageView(w.VBox):
 
     _histeq = None
 
+    def _pyramid(self, image, method):
+        from ..processing.display import Pyramid
+        key = (image.key, method)
+        pyr = self._pyramids.get(key)
+        if pyr is None:
+            pyr = Pyramid(image.data, image.mask, method=method)
+            self._pyramids[key] = pyr
+            while len(self._pyramids) > 3:
+                self._pyramids.pop(next(iter(self._pyramids)))
+        return pyr
+
     def _render_job(self, generation, cancelled):
-        from ..processing.display import render
+        from ..processing.display import render_view
         snap = self._snapshot()
         image = snap["image"]
         x0, x1, y0, y1 = snap["view"]
         seg = snap["segmentation"]
-        digest = (image.key, snap["interval"], snap["stretch"], snap["colormap"],
-                  snap["reduce"], round(x0, 3), round(x1, 3), round(y0, 3), round(y1, 3),
-                  snap["size"], id(seg))
+        digest = (image.key, snap["binning"], snap["interval"], snap["stretch"],
+                  snap["colormap"], snap["reduce"], round(x0, 3), round(x1, 3), round(y0, 3),
+                  round(y1, 3), snap["size"], id(seg))
         if digest == self._last_hash:
             return
         limits = self._limits(snap)
         if cancelled():
             return
         stretch = self._stretch_for(snap)
-        result = render(image.data, x_range=(x0, x1), y_range=(y0, y1), max_size=snap["size"],
-                        stretch=stretch, colormap=snap["colormap"], mask=image.mask,
-                        limits=limits, reduce=snap["reduce"])
+        result = render_view(self._pyramid(image, snap["reduce"]), x_range=(x0, x1),
+                             y_range=(y0, y1), max_size=snap["size"], scale=snap["binning"],
+                             stretch=stretch, colormap=snap["colormap"], limits=limits)
         seg_png = None
         if seg is not None and result.extent is not None:
             from ..processing.display import render_labels
@@ -561,12 +592,16 @@ class ImageView(w.VBox):
         if image is None:
             return ""
         ix, iy = int(round(x)), int(round(y))
-        ny, nx = image.data.shape
+        ny, nx = self.frame_shape
         if not (0 <= ix < nx and 0 <= iy < ny):
             return f"x {x:.1f}, y {y:.1f} (outside the image)"
-        value = float(image.data[iy, ix])
+        b = self.binning
+        jy, jx = min(iy // b, image.data.shape[0] - 1), min(ix // b, image.data.shape[1] - 1)
+        value = float(image.data[jy, jx])
         unit = f" {image.unit.to_string()}" if image.unit is not None else ""
-        masked = " (masked)" if image.mask[iy, ix] else ""
+        masked = " (masked)" if image.mask[jy, jx] else ""
+        if b > 1:
+            masked += f" (preview, {b}x{b} binned)"
         parts = [f"x {ix}, y {iy}"]
         if image.wcs is not None:
             try:
