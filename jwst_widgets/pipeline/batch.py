@@ -248,13 +248,16 @@ def dask_setup(worker):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _dashboard(client, local, dashboard_address):
-    """The dashboard's address, or "" when none is served."""
-    import importlib.util
+def _serves_dashboard(dask_scheduler=None):
+    """Run on the scheduler: whether it serves the dashboard (and not only health checks)."""
+    return "distributed.dashboard.scheduler" in sys.modules
 
-    if local and (dashboard_address is None or importlib.util.find_spec("bokeh") is None):
-        return ""
+
+def _dashboard(client):
+    """The dashboard's address, or "" when none is served."""
     try:
+        if not client.run_on_scheduler(_serves_dashboard):
+            return ""
         return client.dashboard_link or ""
     except Exception:
         return ""
@@ -282,9 +285,10 @@ class _Progress:
     a line every few seconds and one at the end.
     """
 
-    def __init__(self, total, *, enabled, about=""):
+    def __init__(self, total, *, enabled, about="", link=""):
         self.total = total
         self.about = about
+        self.link = link
         self.counts = {"done": 0, "skipped": 0, "failed": 0}
         self.t0 = time.perf_counter()
         self._last = 0.0
@@ -297,7 +301,7 @@ class _Progress:
             from IPython.display import HTML, display
             self._handle = display(HTML(self._html()), display_id=True)
         elif self.mode is not None and about:
-            print(about, file=sys.stderr, flush=True)
+            print(about + (f"; dashboard {link}" if link else ""), file=sys.stderr, flush=True)
 
     def add(self, status):
         self.counts[status] += 1
@@ -316,12 +320,12 @@ class _Progress:
         import html
         n = sum(self.counts.values())
         about = html.escape(self.about)
-        if "http" in about:
-            head, _, link = about.rpartition(" ")
-            about = f'{head} <a href="{link}" target="_blank">{link}</a>'
-        return (f'<div style="font-family: monospace"><progress value="{n}" max="{self.total}" '
-                f'style="width: 24em"></progress> {html.escape(self.text())}'
-                f'{"<br>" + about if about else ""}</div>')
+        if self.link:
+            link = html.escape(self.link, quote=True)
+            about += f'; dashboard <a href="{link}" target="_blank">{link}</a>'
+        return (f'<div style="font-family: monospace">{about}<br><progress value="{n}" '
+                f'max="{self.total}" style="width: 24em"></progress> '
+                f'{html.escape(self.text())}</div>')
 
     def refresh(self, force=False):
         if self.mode is None:
@@ -540,11 +544,9 @@ def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=
     catalogs = {}
     n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
     address = client.scheduler.address
-    dashboard = _dashboard(client, cluster is not None, dashboard_address)
-    about = f"Dask: {n_workers} worker(s) at {address}"
-    if dashboard:
-        about += f"; dashboard {dashboard}"
-    bar = _Progress(len(files), enabled=progress, about=about)
+    dashboard = _dashboard(client)
+    bar = _Progress(len(files), enabled=progress,
+                    about=f"Dask: {n_workers} worker(s) at {address}", link=dashboard)
     futures = []
     try:
         os.makedirs(abs_outdir, exist_ok=True)

@@ -291,6 +291,16 @@ class Pipeline:
         with self._lock:
             self._stages[self._index(i)].enabled = bool(enabled)
 
+    def set_stages(self, stages):
+        """Replace every stage: ``(name, params, enabled)`` triples, validated first."""
+        new = []
+        for name, params, enabled in stages:
+            stage = self._make_stage((name, params))
+            stage.enabled = bool(enabled)
+            new.append(stage)
+        with self._lock:
+            self._stages = new
+
     def set_params(self, i, **params):
         """Change parameters of stage ``i``; validated first, nothing changes on error."""
         with self._lock:

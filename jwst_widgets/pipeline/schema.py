@@ -47,6 +47,9 @@ class Param:
         Integers that must be odd (filter windows).
     pixel_length : bool
         A length in pixels: a preview on an image binned by *f* divides it by *f*.
+    preview_min : float, optional
+        The smallest value a preview may scale it down to (a detection kernel
+        narrower than a binned pixel finds only noise).
     expensive : bool
         Moving it re-runs heavy work (the UI previews while it is dragged).
     aliases : tuple of str
@@ -65,6 +68,7 @@ class Param:
     nullable: bool = False
     odd: bool = False
     pixel_length: bool = False
+    preview_min: float = None
     expensive: bool = False
     aliases: tuple = ()
 

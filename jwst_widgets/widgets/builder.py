@@ -88,6 +88,9 @@ class PipelineBuilder(w.VBox):
         self._preview_inputs = {}
         self._full = LatestWorker("jwst-widgets-pipeline", on_error=self._on_bug)
         self._fast = LatestWorker("jwst-widgets-preview", on_error=self._on_bug)
+        # previews run on a binned copy through a pipeline of their own, whose
+        # cache keeps the binned outputs of the stages that did not change
+        self._preview_pipeline = Pipeline(registry=self.registry, cache_bytes=256 << 20)
 
         self.view = ImageView(width=width, height=height)
         self.histogram = Histogram(self.view, width=min(width, 520), height=150)
@@ -419,18 +422,22 @@ class PipelineBuilder(w.VBox):
         if factor == 1:
             return
         small = self._preview_input(image, factor)
-        pipe = Pipeline(registry=self.registry, cache_bytes=256 << 20)
+        pipe = self._preview_pipeline
         try:
+            stages = []
             for s in self.pipeline.stages:
                 params = {}
                 for p in s.spec.params:
                     v = s.params[p.name]
                     if p.pixel_length and v is not None:
-                        v = p.validate(max(p.min if p.min is not None else 0, v / factor))
-                        if p.odd and v % 2 == 0:
-                            v += 1
+                        v = v / factor
+                        if p.type == "integer":
+                            v = int(round(v)) + (1 if p.odd and round(v) % 2 == 0 else 0)
+                        floor = max(p.min or 0, min(p.preview_min or 0, s.params[p.name]))
+                        v = p.validate(max(floor, v))
                     params[p.name] = v
-                pipe._stages.append(type(s)(s.spec, params, s.enabled))
+                stages.append((s.name, params, s.enabled))
+            pipe.set_stages(stages)
             result = pipe.run(small, cancel=lambda: self._superseded(gen))
         except (Cancelled, InputError):
             return
