@@ -38,6 +38,8 @@ __all__ = [
     "Pyramid",
     "RenderResult",
     "render_view",
+    "needed_level",
+    "decimated",
     "block_factor",
     "block_reduce",
     "colormap_lut",
@@ -867,9 +869,24 @@ class Pyramid:
         """``(array, mask)`` of level ``k`` (mask None above level 0)."""
         if k not in self._levels:
             below, below_mask = self.level(k - 1)
-            self._levels[k] = (block_reduce(below, 2, method=self.method, mask=below_mask),
-                               None)
+            self._levels[k] = (self._halve(below, below_mask), None)
         return self._levels[k]
+
+    def has_level(self, k):
+        return k in self._levels
+
+    def _halve(self, data, mask):
+        """Block-reduce by 2 in bands of rows: memory stays bounded and a
+        memory-mapped level 0 is read once, in order."""
+        ny, nx = np.shape(data)
+        out = np.empty(((ny + 1) // 2, (nx + 1) // 2), np.float32)
+        rows = max(2, (4_000_000 // max(nx, 1)) // 2 * 2)
+        for y0 in range(0, ny, rows):
+            y1 = min(ny, y0 + rows)
+            band_mask = None if mask is None else mask[y0:y1]
+            out[y0 // 2:(y1 + 1) // 2] = block_reduce(np.asarray(data[y0:y1], np.float32), 2,
+                                                      method=self.method, mask=band_mask)
+        return out
 
     def top_level(self):
         """The highest level that is still at least 2 pixels on its short side."""
@@ -915,18 +932,12 @@ def render_view(pyramid, *, x_range=None, y_range=None, max_size=(800, 800), sca
     """
     scale = int(scale)
     ny, nx = pyramid.shape
-    max_w, max_h = _check_max_size(max_size)
-
-    def to_base(r):
-        return None if r is None else ((r[0] + 0.5) / scale - 0.5, (r[1] + 0.5) / scale - 0.5)
-
-    bx, by = to_base(x_range), to_base(y_range)
-    x0, x1, y0, y1 = visible_region((ny, nx), bx, by)
-    need = block_factor((max(y1 - y0, 1), max(x1 - x0, 1)), max_w, max_h)
-    k = min(int(math.floor(math.log2(need))) if need > 1 else 0, pyramid.top_level())
+    k = needed_level(pyramid, x_range=x_range, y_range=y_range, max_size=max_size,
+                     scale=scale)
     if k and limits is None:
         raise InputError("render_view needs limits to render from a reduced level",
                          param="limits")
+    bx, by = _to_base(x_range, scale), _to_base(y_range, scale)
     data, mask = pyramid.level(k)
     step = 2 ** k
 
@@ -946,3 +957,30 @@ def render_view(pyramid, *, x_range=None, y_range=None, max_size=(800, 800), sca
     region = (rx0 * total, min(rx1 * total, full_nx), ry0 * total, min(ry1 * total, full_ny))
     return dataclasses.replace(result, factor=result.factor * total, region=region,
                                extent=extent)
+
+
+def _to_base(r, scale):
+    return None if r is None else ((r[0] + 0.5) / scale - 0.5, (r[1] + 0.5) / scale - 0.5)
+
+
+def needed_level(pyramid, *, x_range=None, y_range=None, max_size=(800, 800), scale=1):
+    """The pyramid level :func:`render_view` reads for this view."""
+    ny, nx = pyramid.shape
+    max_w, max_h = _check_max_size(max_size)
+    x0, x1, y0, y1 = visible_region((ny, nx), _to_base(x_range, scale),
+                                    _to_base(y_range, scale))
+    need = block_factor((max(y1 - y0, 1), max(x1 - x0, 1)), max_w, max_h)
+    return min(int(math.floor(math.log2(need))) if need > 1 else 0, pyramid.top_level())
+
+
+def decimated(pyramid, k):
+    """A quick stand-in for level ``k``: every ``2**k``-th pixel of level 0.
+
+    For a first look at a huge frame while the real level is being built:
+    it reads only every ``2**k``-th row. Render it with ``scale=2**k``.
+    """
+    data, mask = pyramid.level(0)
+    step = 2 ** k
+    return Pyramid(data[step // 2::step, step // 2::step],
+                   None if mask is None else mask[step // 2::step, step // 2::step],
+                   method=pyramid.method)

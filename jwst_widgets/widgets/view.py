@@ -27,6 +27,9 @@ INTERVAL_NAMES = ("zscale", "minmax")
 COLORMAPS = ("gray", "gray_r", "viridis", "inferno", "magma", "plasma", "cividis", "hot",
              "afmhot", "cubehelix", "coolwarm", "RdBu_r", "Spectral_r", "twilight")
 _MARGIN = dict(top=6, bottom=28, left=48, right=6)
+#: Frames with at least this many pixels show a decimated view first while the
+#: block-mean level the view needs is built (a 10k x 10k mosaic).
+PROGRESSIVE_PIXELS = 32 * 2**20
 _EMPTY_PNG = None
 
 
@@ -408,7 +411,7 @@ class ImageView(w.VBox):
         return pyr
 
     def _render_job(self, generation, cancelled):
-        from ..processing.display import render_view
+        from ..processing.display import decimated, needed_level, render_view
         snap = self._snapshot()
         image = snap["image"]
         x0, x1, y0, y1 = snap["view"]
@@ -422,14 +425,26 @@ class ImageView(w.VBox):
         if cancelled():
             return
         stretch = self._stretch_for(snap)
-        result = render_view(self._pyramid(image, snap["reduce"]), x_range=(x0, x1),
-                             y_range=(y0, y1), max_size=snap["size"], scale=snap["binning"],
-                             stretch=stretch, colormap=snap["colormap"], limits=limits)
+        pyramid = self._pyramid(image, snap["reduce"])
+        kw = dict(x_range=(x0, x1), y_range=(y0, y1), max_size=snap["size"],
+                  stretch=stretch, colormap=snap["colormap"], limits=limits)
+        bar = self.colorbar.make(limits, stretch, snap["colormap"])
+        k = needed_level(pyramid, x_range=(x0, x1), y_range=(y0, y1), max_size=snap["size"],
+                         scale=snap["binning"])
+        if k and not pyramid.has_level(k) and image.data.size >= PROGRESSIVE_PIXELS:
+            # a huge frame: show every 2**k-th pixel at once, then the block means
+            quick = render_view(decimated(pyramid, k), scale=snap["binning"] * 2**k, **kw)
+            self._apply(quick, None, bar, limits, generation, cancelled, None)
+            if cancelled():
+                return
+        result = render_view(pyramid, scale=snap["binning"], **kw)
         seg_png = None
         if seg is not None and result.extent is not None:
             from ..processing.display import render_labels
             seg_png = render_labels(seg, result.region, result.factor)
-        bar = self.colorbar.make(limits, stretch, snap["colormap"])
+        self._apply(result, seg_png, bar, limits, generation, cancelled, digest)
+
+    def _apply(self, result, seg_png, bar, limits, generation, cancelled, digest):
         with self._apply_lock:
             if not self._worker.is_current(generation) and cancelled():
                 return
