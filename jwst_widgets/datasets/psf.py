@@ -546,6 +546,40 @@ def nircam_psf(filter="F200W", *, oversampling=4, pixel_scale=None, size=257):
 
 @functools.lru_cache(maxsize=8)
 def _cached_psf(name, oversampling, pixel_scale, size):
+    """The PSF, from the disk cache when an earlier process computed it."""
+    import os
+
+    from . import cache_dir
+    path = os.path.join(cache_dir(), "psf", f"nircam_{name}_os{oversampling}_ps{pixel_scale:g}"
+                                            f"_n{size}_v{_PSF_CACHE_VERSION}.npy")
+    epsf = None
+    if os.path.exists(path):
+        try:
+            epsf = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            epsf = None
+    if epsf is None or epsf.shape != (oversampling * (size - 1) + 1,) * 2:
+        epsf = _compute_psf(name, oversampling, pixel_scale, size)
+        try:
+            from ..io.write import atomic_write
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with atomic_write(path, "wb") as fh:
+                np.save(fh, epsf, allow_pickle=False)
+        except OSError:
+            pass  # a read-only cache only costs the computation next time
+    epsf.flags.writeable = False
+    native = epsf[::oversampling, ::oversampling].copy()
+    native.flags.writeable = False
+    info = NIRCAM_FILTERS[name]
+    return NircamPSF(psf=native, psf_oversampled=epsf, oversampling=oversampling,
+                     filter=name, pixel_scale=pixel_scale, wavelength=info.pivot)
+
+
+#: Bump when the PSF model changes, so cached PSFs on disk are not reused.
+_PSF_CACHE_VERSION = 1
+
+
+def _compute_psf(name, oversampling, pixel_scale, size):
     info = NIRCAM_FILTERS[name]
     lam_min = (info.pivot - info.width / 2) * 1e-6
     # Internal oversampling m: enough to sample the pupil's full frequency range.
@@ -569,11 +603,7 @@ def _cached_psf(name, oversampling, pixel_scale, size):
     epsf = cs[k:, k:] - cs[:-k, k:] - cs[k:, :-k] + cs[:-k, :-k]
     epsf = epsf[::m, ::m]
     epsf /= epsf[::oversampling, ::oversampling].sum()
-    epsf.flags.writeable = False
-    native = epsf[::oversampling, ::oversampling].copy()
-    native.flags.writeable = False
-    return NircamPSF(psf=native, psf_oversampled=epsf, oversampling=oversampling,
-                     filter=name, pixel_scale=pixel_scale, wavelength=info.pivot)
+    return np.ascontiguousarray(epsf)
 
 
 def optical_psf(wavelengths, weights, step, length, *, aberrations=True):
