@@ -27,6 +27,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 lab: $(VENV)/.installed-user
 	$(BIN)/python -m jwst_widgets.datasets.prepare
+	-$(BIN)/python -m jwst_widgets.aladin_offline fetch
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) \
 	    --ServerApp.root_dir=$(CURDIR) notebooks/pipeline_builder.ipynb
 
@@ -38,6 +39,7 @@ browser-deps:
 	@sh scripts/install-chromium.sh
 
 test: $(VENV)/.installed-test browser-deps
+	-$(BIN)/python -m jwst_widgets.aladin_offline fetch
 	$(BIN)/python -m pytest --nbval-lax $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed-test

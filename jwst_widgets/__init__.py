@@ -21,7 +21,8 @@ _PUBLIC = {
     "PipelineBuilder": "jwst_widgets.widgets",
     "ImageView": "jwst_widgets.widgets",
 }
-_MODULES = ("datasets", "io", "processing", "pipeline", "widgets", "mast", "errors")
+_MODULES = ("datasets", "io", "processing", "pipeline", "widgets", "mast", "errors",
+            "aladin_offline")
 
 __all__ = sorted(_PUBLIC) + list(_MODULES)
 

@@ -197,6 +197,8 @@ class PipelineBuilder(w.VBox):
         for i, (title, _) in enumerate(tabs):
             self.tabs.set_title(i, title)
         self.extra_tabs = {}
+        from .sky import add_sky_tab  # the sky view itself is made when its tab is shown
+        self.sky_tab = add_sky_tab(self)
         main = w.HBox([left, right, self.compare_box], layout=w.Layout(flex_flow="row wrap"))
         super().__init__([loader, main, self.tabs])
         self.add_class("jw-pipeline-builder")

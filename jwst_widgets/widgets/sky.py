@@ -28,12 +28,10 @@ The pure helpers :func:`footprint`, :func:`sky_table` and :func:`image_hdulist`
 compute what is sent; they need no browser.
 """
 
-import functools
 import html
-import json
+import itertools
 import threading
 import weakref
-from pathlib import Path
 
 import ipywidgets as w
 import numpy as np
@@ -49,8 +47,8 @@ ALADIN_LITE_CHOICES = ("auto", "local", "cdn")
 SOURCE_COLOR = "#39ff14"
 SELECTED_COLOR = "#ff3030"
 FOOTPRINT_COLOR = "#00e5ff"
-_OVERLAYS = {"footprint": "jw_footprint", "sources": "jw_sources", "selected": "jw_selected",
-             "image": "jw_image"}
+#: The name of the image layer (a new image replaces the layer of the same name).
+IMAGE_LAYER = "jw_image"
 #: Popup columns copied into the table sent to Aladin Lite (besides row, ra, dec).
 _INFO_COLUMNS = ("id", "label", "x_centroid", "y_centroid", "x_fit", "y_fit", "x_center",
                  "y_center", "flux", "flux_fit", "segment_flux", "aperture_sum", "mag_ab")
@@ -255,7 +253,7 @@ def _fov_deg(corners):
 
     pts = SkyCoord(corners[:, 0], corners[:, 1], unit="deg")
     size = max(pts[i].separation(pts[j]).deg for i in range(4) for j in range(i + 1, 4))
-    return float(min(max(1.6 * size, 1.0 / 60), 180.0))
+    return float(min(max(2.5 * size, 1.0 / 60), 180.0))
 
 
 def _center(corners):
@@ -266,160 +264,6 @@ def _center(corners):
     mean = SkyCoord(x=v[0], y=v[1], z=v[2], representation_type="cartesian", frame="icrs")
     mean = mean.represent_as("unitspherical")
     return float(mean.lon.deg % 360.0), float(mean.lat.deg)
-
-
-# ---------------------------------------------------------------- the ipyaladin widget
-
-_WRAPPER_JS = r"""
-// jwst-widgets: ipyaladin's front end, loaded so that a failure is seen and said.
-// Aladin Lite comes from esm.sh (ipyaladin's own import) or, when the kernel sent
-// a local copy in `_jw_aladin_js`, from that copy (a blob: module).
-const ALADIN_URL = __ALADIN_URL__;
-const WIDGET_SOURCE = __WIDGET_SOURCE__;
-const LOADS = (globalThis.__jwstWidgetsAladinLoads ??= new Map());
-
-function moduleURL(parts) {
-  return URL.createObjectURL(new Blob(parts, { type: "text/javascript" }));
-}
-
-function loadIpyaladin(model) {
-  const local = model.get("_jw_aladin_js");
-  const hasLocal = !!local && local.byteLength > 0;
-  const key = hasLocal ? "local:" + model.get("_jw_aladin_key") : "cdn:" + ALADIN_URL;
-  let promise = LOADS.get(key);
-  if (!promise) {
-    const urls = [];
-    let source = WIDGET_SOURCE;
-    if (hasLocal) {
-      urls.push(moduleURL([local]));
-      source = source.split(ALADIN_URL).join(urls[0]);
-    }
-    urls.push(moduleURL([source]));
-    promise = import(urls[urls.length - 1]).then((mod) => {
-      urls.forEach((u) => URL.revokeObjectURL(u));
-      return mod.default;
-    });
-    promise.catch(() => LOADS.delete(key));
-    LOADS.set(key, promise);
-  }
-  return promise;
-}
-
-function describe(err) {
-  if (err === undefined || err === null) return "unknown error";
-  return String((err && err.message) || err);
-}
-
-function report(model, status, detail) {
-  try {
-    model.send({ event_type: "jw_status", status: status, detail: detail || "" });
-  } catch (e) {
-    console.warn("jwst-widgets sky view: cannot report to the kernel", e);
-  }
-}
-
-function render(args) {
-  const { model, el } = args;
-  const texts = model.get("_jw_texts") || {};
-  const note = document.createElement("div");
-  note.className = "jw-aladin-note";
-  note.style.cssText = "padding:10px 12px;margin:4px 0;border:1px solid #bbb;" +
-    "border-radius:4px;background:#f6f6f6;color:#222;font-size:13px;line-height:1.4;";
-  note.textContent = texts.loading || "Loading Aladin Lite...";
-  el.appendChild(note);
-  let cleanup = null;
-  let closed = false;
-  const slow = setTimeout(() => {
-    if (closed) return;
-    note.textContent = texts.slow || "Aladin Lite is still loading.";
-    note.classList.add("jw-aladin-slow");
-    report(model, "slow", "");
-  }, model.get("_jw_timeout_ms") || 20000);
-  loadIpyaladin(model)
-    .then(async (widget) => {
-      if (widget.initialize) await widget.initialize({ model });
-      if (closed) return;
-      clearTimeout(slow);
-      note.remove();
-      cleanup = widget.render(args);
-      report(model, "ready", "");
-    })
-    .catch((err) => {
-      clearTimeout(slow);
-      if (closed) return;
-      note.textContent = (texts.failed || "Aladin Lite could not be loaded.") +
-        " (The browser said: " + describe(err) + ")";
-      note.classList.remove("jw-aladin-slow");
-      note.classList.add("jw-aladin-failed");
-      note.style.background = "#fff4e5";
-      note.style.borderColor = "#e0a040";
-      console.warn("jwst-widgets sky view: Aladin Lite could not be loaded:", err);
-      report(model, "failed", describe(err));
-    });
-  return () => {
-    closed = true;
-    clearTimeout(slow);
-    if (typeof cleanup === "function") cleanup();
-  };
-}
-
-export default { render };
-"""
-
-
-@functools.cache
-def _aladin_class():
-    """ipyaladin's ``Aladin`` with the front end above (built on first use)."""
-    import ipyaladin
-    import traitlets
-    from ipyaladin.utils.call_store import CallStore
-
-    from ..aladin_offline import cdn_url, required_version
-
-    widget_js = (Path(ipyaladin.__file__).parent / "static" / "widget.js").read_text("utf-8")
-    url = cdn_url(required_version())
-    esm = (_WRAPPER_JS.replace("__ALADIN_URL__", json.dumps(url))
-           .replace("__WIDGET_SOURCE__", json.dumps(widget_js)))
-
-    class SkyAladin(ipyaladin.Aladin):
-        """ipyaladin's widget, loaded by jwst-widgets' front end (local copy, failures)."""
-
-        _esm = esm
-        _jw_aladin_js = traitlets.Bytes(b"").tag(sync=True)
-        _jw_aladin_key = traitlets.Unicode("").tag(sync=True)
-        _jw_texts = traitlets.Dict().tag(sync=True)
-        _jw_timeout_ms = traitlets.Int(20000).tag(sync=True)
-
-        def __init__(self, **options):
-            # ipyaladin keeps one store of waiting calls for all its widgets (a class
-            # attribute): give each widget its own.
-            self._call_store = CallStore()
-            super().__init__(**options)
-
-    SkyAladin.import_url_found = url in widget_js
-    return SkyAladin
-
-
-def _texts(source, version):
-    cdn = f"https://esm.sh/aladin-lite@{version}"
-    offline = ("For the sky view without internet, run 'python -m jwst_widgets.aladin_offline "
-               "fetch' once (it needs the npm registry, or a tarball made with 'npm pack "
-               f"aladin-lite@{version}'), then run this cell again.")
-    if source == "local":
-        return {
-            "loading": f"Loading Aladin Lite {version} from the local copy...",
-            "slow": f"Aladin Lite {version} (local copy) is still starting...",
-            "failed": (f"The sky view could not start Aladin Lite {version} from the local copy "
-                       "(it needs a browser with WebGL2). Everything else keeps working."),
-        }
-    return {
-        "loading": f"Loading Aladin Lite {version} from {cdn} ...",
-        "slow": (f"Aladin Lite is still loading from {cdn}: the network may be slow or "
-                 f"blocked. Everything else keeps working. {offline}"),
-        "failed": (f"The sky view could not load Aladin Lite from {cdn}: this browser cannot "
-                   f"reach the internet, or that site is blocked. Everything else keeps "
-                   f"working. {offline}"),
-    }
 
 
 # ------------------------------------------------------------------------ the view
@@ -446,7 +290,8 @@ class SkyView(w.VBox):
     height : int
         Height of the sky view in screen pixels (200 to 2000).
     max_image_size : int
-        The image is sent at most this many pixels on a side (block mean).
+        The image is sent at most this many pixels on a side (block mean;
+        64 to 8192).
     max_sources : int
         At most this many sources are sent (the first rows of the catalog).
     show_image : bool
@@ -454,24 +299,33 @@ class SkyView(w.VBox):
     survey : str, optional
         The background HiPS survey (ipyaladin's default is DSS colour).
     load_timeout : float
-        Seconds after which a view still loading Aladin Lite says so.
+        Seconds (1 to 600) after which a view still loading Aladin Lite says so.
 
     Attributes
     ----------
     aladin : ipyaladin.Aladin or None
         The Aladin Lite widget, made when the first image with a WCS arrives.
     status : str
-        ``"no image"``, ``"no wcs"``, ``"waiting"`` (made, not drawn yet),
-        ``"ready"`` (drawn in a browser), ``"slow"`` or ``"failed"`` (Aladin
-        Lite could not be loaded; the view says so in words).
+        See :attr:`status`.
     corners : ndarray or None
         The footprint sent, ``(4, 2)`` RA/Dec in degrees.
     table : astropy.table.QTable or None
-        The sources sent (``row`` is the catalog row).
+        The sources sent (its ``row`` column is the catalog row).
     selected : list of int
         Selected catalog rows.
+    drawn : set of str
+        What the browser reported drawn, of ``"footprint"``, ``"sources"``
+        and ``"selected"`` (the latest version of each).
     source : str
         ``"cdn"`` or ``"local"``: where Aladin Lite comes from.
+
+    Notes
+    -----
+    The kernel cannot see the browser, so the front end reports: "ready"
+    for each view drawn (the view is then sent the footprint, the image,
+    the sources and the selection), "slow" when Aladin Lite takes longer than
+    ``load_timeout`` to load, "failed" (with the reason) when it cannot be
+    loaded. The view itself says so in words in place of the sky.
 
     Examples
     --------
@@ -492,39 +346,20 @@ class SkyView(w.VBox):
         if aladin_lite not in ALADIN_LITE_CHOICES:
             raise InputError(f"aladin_lite must be {describe_choices(ALADIN_LITE_CHOICES)}; "
                              f"got {aladin_lite!r}", param="aladin_lite")
-        if isinstance(height, bool) or not isinstance(height, (int, np.integer)) or \
-                not 200 <= height <= 2000:
-            raise InputError(f"height must be an integer from 200 to 2000 pixels; got "
-                             f"{height!r}", param="height")
-        if isinstance(max_sources, bool) or not isinstance(max_sources, (int, np.integer)) or \
-                max_sources < 1:
-            raise InputError(f"max_sources must be a positive integer; got {max_sources!r}",
-                             param="max_sources")
-        try:
-            timeout_ok = 1 <= float(load_timeout) <= 600
-        except (TypeError, ValueError):
-            timeout_ok = False
-        if not timeout_ok:
-            raise InputError(f"load_timeout must be from 1 to 600 seconds; got "
-                             f"{load_timeout!r}", param="load_timeout")
-        if isinstance(max_image_size, bool) or \
-                not isinstance(max_image_size, (int, np.integer)) or \
-                not 64 <= max_image_size <= 8192:
-            raise InputError(f"max_image_size must be from 64 to 8192 pixels; got "
-                             f"{max_image_size!r}", param="max_image_size")
-        self.version = aladin_offline.required_version()
-        local = aladin_offline.local_copy(self.version)
-        if aladin_lite == "local" and local is None:
-            aladin_offline.read_source(self.version)  # raises InputError with what to run
-        self.source = "local" if (aladin_lite == "local" or
-                                  (aladin_lite == "auto" and local is not None)) else "cdn"
-        self._local_path = local
-        self.height = int(height)
-        self.max_image_size = int(max_image_size)
-        self.max_sources = int(max_sources)
+        self.height = _check_number("height", height, 200, 2000, "pixels", integer=True)
+        self.max_image_size = _check_number("max_image_size", max_image_size, 64, 8192,
+                                            "pixels", integer=True)
+        self.max_sources = _check_number("max_sources", max_sources, 1, 10_000_000, "rows",
+                                         integer=True)
+        self.load_timeout = _check_number("load_timeout", load_timeout, 1, 600, "seconds")
         self.show_image = bool(show_image)
         self.survey = survey
-        self.load_timeout = float(load_timeout)
+        self.version = aladin_offline.required_version()
+        self._local_path = aladin_offline.local_copy(self.version)
+        if aladin_lite == "local" and self._local_path is None:
+            aladin_offline.read_source(self.version)  # raises InputError saying what to run
+        self.source = "local" if self._local_path is not None and aladin_lite != "cdn" \
+            else "cdn"
 
         self.aladin = None
         self.image = None
@@ -532,9 +367,14 @@ class SkyView(w.VBox):
         self.corners = None
         self.table = None
         self.selected = []
+        self._current = {}       # "footprint"/"sources"/"selected" -> overlay name sent
+        self._on_screen = set()  # overlay names the browser reported added
+        self._retired = set()    # replaced overlays to remove once the browser has them
+        self._serial = itertools.count(1)
         self.frontend = "waiting"  # what the browser reported: waiting, ready, slow, failed
         self.detail = ""
         self._wcs_problem = ""
+        self._note = ""
         self._rendered = False
         self._callbacks = []
         self._lock = threading.RLock()
@@ -547,11 +387,24 @@ class SkyView(w.VBox):
         super().__init__([self.header, self.holder, self.message],
                          layout=w.Layout(width="100%"))
         self.add_class("jw-sky-view")
-        self._say()
-        if image is not None:
-            self.set_image(image)
+        self.set_image(image)
         if catalog is not None:
             self.set_catalog(catalog)
+
+    @property
+    def status(self):
+        """Where the view stands, in one word.
+
+        ``"no image"``, ``"no wcs"`` (the image cannot be placed on the
+        sky), or what the browser reported: ``"waiting"`` (not drawn yet),
+        ``"ready"``, ``"slow"`` (Aladin Lite still loading after
+        ``load_timeout``) or ``"failed"`` (it could not be loaded).
+        """
+        if self.image is None:
+            return "no image"
+        if self.corners is None:
+            return "no wcs"
+        return self.frontend
 
     # -- content --------------------------------------------------------------------------
     def set_image(self, image):
@@ -562,63 +415,56 @@ class SkyView(w.VBox):
         catalog of an earlier image is dropped (give the new one with
         :meth:`set_catalog`).
         """
+        from astropy.coordinates import SkyCoord
+
         with self._lock:
             self.image = image
-            self.catalog = None
-            self.corners = None
-            self.table = None
+            self.catalog = self.corners = self.table = None
             self.selected = []
-            self._wcs_problem = ""
-            self._catalog_note = ""
+            self._wcs_problem = self._note = ""
             if image is not None:
                 try:
                     self.corners = footprint(image.wcs, image.shape)
                 except InputError as exc:
                     self._wcs_problem = str(exc)
             if self.corners is None:
-                self._clear_overlays()
-                self._say()
-                return
-            self._ensure_aladin()
-            from astropy.coordinates import SkyCoord
-            ra, dec = _center(self.corners)
-            self.aladin.target = SkyCoord(ra, dec, unit="deg")
-            self.aladin.fov = _fov_deg(self.corners)
-            self._push(footprint=True, image=True, sources=True, selection=True)
+                if self.aladin is not None:
+                    self.holder.layout.display = "none"
+                    self._push(clear=True)
+            else:
+                self._ensure_aladin()
+                self.holder.layout.display = None
+                ra, dec = _center(self.corners)
+                self.aladin.target = SkyCoord(ra, dec, unit="deg")
+                self.aladin.fov = _fov_deg(self.corners)
+                self._push(footprint=True, image=True, sources=True)
             self._say()
 
-    @property
-    def status(self):
-        """``"no image"``, ``"no wcs"``, or what the browser reported: ``"waiting"``
-        (nothing yet), ``"ready"``, ``"slow"`` or ``"failed"``."""
-        if self.image is None:
-            return "no image"
-        if self.corners is None:
-            return "no wcs"
-        return self.frontend
-
     def set_catalog(self, catalog):
-        """Show a catalog's sources at their RA/Dec (None clears)."""
+        """Show a catalog's sources at their RA/Dec (None clears).
+
+        Selected rows that are still in the catalog stay selected (as in the
+        builder's catalog table); a catalog equal to the one shown is not
+        sent again.
+        """
         with self._lock:
-            self.catalog = catalog
-            self.selected = []
-            self.table = None
-            self._catalog_note = ""
+            old = self.table
+            self.catalog, self.table, self._note = catalog, None, ""
             if catalog is not None and self.corners is not None:
                 try:
                     self.table = sky_table(catalog, wcs=self.image.wcs,
                                            max_rows=self.max_sources)
                 except InputError as exc:
-                    self._catalog_note = str(exc)
+                    self._note = str(exc)
                 else:
-                    n = len(catalog)
-                    if n > self.max_sources:
-                        self._catalog_note = (f"the first {self.max_sources} of {n} sources "
-                                              f"are shown")
-            self._push(sources=True, selection=True)
+                    if len(catalog) > self.max_sources:
+                        self._note = (f"the first {self.max_sources} of {len(catalog)} sources "
+                                      f"are shown on the sky")
+            rows = set() if self.table is None else set(np.asarray(self.table["row"]).tolist())
+            self.selected = [i for i in self.selected if i in rows]
+            if not _same_table(old, self.table):
+                self._push(sources=True)
             self._say()
-
-    _catalog_note = ""
 
     # -- selection ------------------------------------------------------------------------
     def on_select(self, callback):
@@ -637,25 +483,22 @@ class SkyView(w.VBox):
         center : bool
             Move the sky view to the first selected source.
         """
+        from astropy.coordinates import SkyCoord
+
         with self._lock:
-            known = set() if self.table is None else {int(r) for r in self.table["row"]}
+            known = set() if self.table is None else set(np.asarray(self.table["row"]).tolist())
             self.selected = [int(i) for i in (indices or []) if int(i) in known]
             self._push(selection=True)
             if center and self.selected and self.aladin is not None:
-                from astropy.coordinates import SkyCoord
                 row = self._table_row(self.selected[0])
-                self.aladin.target = SkyCoord(float(row["ra"].to_value("deg")),
-                                              float(row["dec"].to_value("deg")), unit="deg")
+                self.aladin.target = SkyCoord(row["ra"], row["dec"])
             self._say()
+            chosen = list(self.selected)
         if notify:
             for cb in list(self._callbacks):
-                cb(list(self.selected))
+                cb(chosen)
 
-    def _table_row(self, catalog_row):
-        i = int(np.flatnonzero(np.asarray(self.table["row"]) == catalog_row)[0])
-        return self.table[i]
-
-    def rows_at(self, objects):
+    def rows_of(self, objects):
         """Catalog rows of objects as Aladin Lite reports them (clicked or selected).
 
         Each object is a dict with ``data`` (the row's columns, ``row``
@@ -669,122 +512,169 @@ class SkyView(w.VBox):
                 rows.append(row)
         return rows
 
-    def _on_message(self, _widget, content, _buffers):
-        kind = content.get("event_type") if isinstance(content, dict) else None
+    def _table_row(self, catalog_row):
+        i = int(np.flatnonzero(np.asarray(self.table["row"]) == catalog_row)[0])
+        return self.table[i]
+
+    # -- what the browser says ----------------------------------------------------------------
+    def _on_message(self, content):
+        if not isinstance(content, dict):
+            return
+        kind = content.get("event_type")
         if kind == "jw_status":
             self._on_status(str(content.get("status", "")), str(content.get("detail", "")))
+        elif kind == "stack_changed":
+            info = content.get("content") or {}
+            self._on_stack(info.get("name"), info.get("change"))
         elif kind == "object_clicked":
-            rows = self.rows_at([content.get("content") or {}])
+            rows = self.rows_of([content.get("content") or {}])
             if rows:
                 self.select(rows, notify=True, center=False)
         elif kind == "select":
-            rows = self.rows_at(content.get("content") or [])
-            self.select(rows, notify=True, center=False)
+            self.select(self.rows_of(content.get("content") or []), notify=True, center=False)
 
     def _on_status(self, status, detail):
         with self._lock:
             if status == "ready":
                 self.frontend, self.detail = "ready", ""
                 self._rendered = True
-                # A new view (first drawing, another output, a reloaded page) starts
+                # A new view (the first drawing, another output, a reloaded page) starts
                 # empty: send it the whole scene.
-                self._push(footprint=True, image=True, sources=True, selection=True)
+                self._current.clear()
+                self._on_screen.clear()
+                self._retired.clear()
+                self._push(footprint=True, image=True, sources=True)
             elif status in ("slow", "failed") and self.frontend != "ready":
                 self.frontend, self.detail = status, detail
             self._say()
+
+    def _on_stack(self, name, change):
+        """The browser added or removed an overlay."""
+        with self._lock:
+            if change == "added":
+                self._on_screen.add(name)
+                if name in self._retired:       # replaced while it was being drawn
+                    self._retired.discard(name)
+                    self._remove(name)
+            elif change == "removed":
+                self._on_screen.discard(name)
+
+    @property
+    def drawn(self):
+        """What the browser reported drawn: ``"footprint"``, ``"sources"``, ``"selected"``."""
+        return {key for key, name in self._current.items() if name in self._on_screen}
 
     # -- the Aladin widget ---------------------------------------------------------------
     def _ensure_aladin(self):
         if self.aladin is not None:
             return
         from .. import aladin_offline
+        from .aladin import aladin_class, load_texts
 
-        cls = _aladin_class()
+        cls = aladin_class()
         if self.source == "local" and not cls.import_url_found:
             self.source = "cdn"
-            self._catalog_note = ("this ipyaladin imports Aladin Lite from another place; the "
-                                  "local copy cannot be used")
-        options = {}
-        if self.survey:
-            options["survey"] = self.survey
+        options = {"survey": self.survey} if self.survey else {}
+        if self.source == "local":
+            options["aladin_js"] = aladin_offline.read_source(self.version)
+            options["aladin_key"] = f"{self.version}:{len(options['aladin_js'])}"
         ra, dec = _center(self.corners)
+        # Coordinates as decimal strings: ipyaladin would send a name to a resolver.
         aladin = cls(target=f"{ra:.8f} {dec:+.8f}", fov=_fov_deg(self.corners),
                      height=self.height, show_simbad_pointer_control=False,
-                     show_context_menu=True, layout=w.Layout(width="100%"), **options)
-        aladin._jw_texts = _texts(self.source, self.version)
-        aladin._jw_timeout_ms = int(self.load_timeout * 1000)
-        if self.source == "local":
-            aladin._jw_aladin_key = f"{self.version}:{self._local_path.stat().st_size}"
-            aladin._jw_aladin_js = aladin_offline.read_source(self.version)
+                     layout=w.Layout(width="100%"),
+                     texts=load_texts(self.source, self.version),
+                     timeout_ms=int(self.load_timeout * 1000), **options)
         ref = weakref.ref(self)
 
-        def handler(widget, content, buffers):
+        def handler(_widget, content, _buffers):
             view = ref()
             if view is not None:
-                view._on_message(widget, content, buffers)
+                view._on_message(content)
         aladin.on_msg(handler)
         self.aladin = aladin
         self.holder.children = [aladin]
-
-    def _clear_overlays(self):
-        """No image with a WCS: hide the sky and forget what it showed."""
-        if self.aladin is None:
-            return
-        self.holder.layout.display = "none"
-        if self._rendered:
-            for key in ("footprint", "sources", "selected"):
-                self._remove(_OVERLAYS[key])
 
     def _remove(self, name):
         if name in self.aladin.overlays:
             self.aladin.remove_overlay(name)
 
-    def _push(self, *, footprint=False, image=False, sources=False, selection=False):
-        """Send what changed to the front end (all of it again after each new drawing)."""
+    def _replace(self, key, add=None):
+        """Put a new overlay for ``key`` (``add(name)`` sends it) in place of the old one.
+
+        Aladin Lite adds catalogs asynchronously, so an overlay is removed
+        only once the browser has reported it added (removing it earlier
+        would fail there and leave it drawn for good); each version has its
+        own name.
+        """
+        old = self._current.pop(key, None)
+        if old is not None:
+            if old in self._on_screen:
+                self._remove(old)
+            else:
+                self._retired.add(old)
+        if add is not None:
+            name = f"jw_{key}_{next(self._serial)}"
+            add(name)
+            self._current[key] = name
+
+    def _push(self, *, footprint=False, image=False, sources=False, selection=False,
+              clear=False):
+        """Send what changed to the browser (the whole scene again after each new view).
+
+        New sources bring the selection with them (it is drawn over them).
+        """
         aladin = self.aladin
-        if aladin is None or not self._rendered or self.corners is None:
+        if aladin is None or not self._rendered:
             return
-        self.holder.layout.display = None
+        if clear or self.corners is None:
+            for key in ("footprint", "sources", "selected"):
+                self._replace(key)
+            return
         if footprint:
-            self._remove(_OVERLAYS["footprint"])
-            aladin.add_graphic_overlay_from_stcs(
-                _stcs_polygon(self.corners), name=_OVERLAYS["footprint"],
-                color=FOOTPRINT_COLOR, line_width=2)
+            self._replace("footprint", lambda name: aladin.add_graphic_overlay_from_stcs(
+                _stcs_polygon(self.corners), name=name, color=FOOTPRINT_COLOR, line_width=2))
         if image and self.show_image:
             try:
                 hdul = image_hdulist(self.image, max_size=self.max_image_size)
             except InputError as exc:
-                self._catalog_note = str(exc)
+                self._note = str(exc)
             else:
-                aladin.add_fits(hdul, name=_OVERLAYS["image"], opacity=0.9)
+                aladin.add_fits(hdul, name=IMAGE_LAYER, opacity=0.9)
+        table = self.table
         if sources:
-            self._remove(_OVERLAYS["sources"])
-            if self.table is not None and len(self.table):
-                aladin.add_table(self.table, shape="square", name=_OVERLAYS["sources"],
-                                 color=SOURCE_COLOR, source_size=12, ra_field="ra",
-                                 dec_field="dec")
-        if selection or sources:
-            self._remove(_OVERLAYS["selected"])
-            if self.selected and self.table is not None:
-                rows = np.isin(np.asarray(self.table["row"]), self.selected)
-                aladin.add_table(self.table[rows], shape="circle", name=_OVERLAYS["selected"],
-                                 color=SELECTED_COLOR, source_size=24, ra_field="ra",
-                                 dec_field="dec")
+            self._replace("sources", None if table is None or not len(table) else
+                          lambda name: aladin.add_table(
+                              table, shape="square", name=name, color=SOURCE_COLOR,
+                              source_size=12, ra_field="ra", dec_field="dec"))
+        if sources or selection:
+            chosen = None if not self.selected or table is None else \
+                table[np.isin(np.asarray(table["row"]), self.selected)]
+            self._replace("selected", None if chosen is None else
+                          lambda name: aladin.add_table(
+                              chosen, shape="circle", name=name, color=SELECTED_COLOR,
+                              source_size=24, ra_field="ra", dec_field="dec"))
 
     # -- words ---------------------------------------------------------------------------
     def _say(self):
         """The header line (what is shown) and the message line (problems, in words)."""
-        parts, problems = [], []
         status = self.status
+        parts, problems = [], []
         if status == "no image":
             problems.append(_note("No image yet: load one and it is placed on the sky here."))
         elif status == "no wcs":
-            problems.append(_note(f"{self._wcs_problem}. Everything else works as usual.",
-                                  "warn"))
+            text = self._wcs_problem
+            problems.append(_note(f"{text[:1].upper()}{text[1:]}. Everything else works as "
+                                  "usual.", "warn"))
         else:
             ra, dec = _center(self.corners)
-            name = getattr(self.image, "name", "image")
-            parts.append(f"<b>{html.escape(str(name))}</b> at RA {ra:.5f}°, Dec {dec:+.5f}°")
+            name = html.escape(str(getattr(self.image, "name", "image")))
+            parts.append(f"<b>{name}</b> at RA {ra:.5f}°, Dec {dec:+.5f}°")
+        if status == "failed":
+            problems.append(_note("The sky view is not available: Aladin Lite could not be "
+                                  "loaded (see the message above). Everything else keeps "
+                                  "working.", "error"))
+        elif status in ("waiting", "ready", "slow"):
             if self.table is not None:
                 parts.append(f"{len(self.table)} sources on the sky")
             if self.selected:
@@ -792,34 +682,29 @@ class SkyView(w.VBox):
                 parts.append(f"selected: row {self.selected[0]} at RA "
                              f"{row['ra'].to_value('deg'):.6f}°, Dec "
                              f"{row['dec'].to_value('deg'):+.6f}°")
-            parts.append("Aladin Lite from the local copy; the background survey needs "
-                         "internet" if self.source == "local" else "Aladin Lite from esm.sh")
-            if status == "failed":
-                problems.append(_note("The sky view is not available: Aladin Lite could not "
-                                      "be loaded (see the message above). Everything else "
-                                      "keeps working.", "error"))
-            elif status == "slow":
+            parts.append("Aladin Lite from the local copy (the background survey needs "
+                         "internet)" if self.source == "local" else "Aladin Lite from esm.sh")
+            if status == "slow":
                 problems.append(_note("Aladin Lite is slow to load (see the message above).",
                                       "warn"))
-        if self._catalog_note:
-            problems.append(_note(self._catalog_note, "warn"))
+        if self._note:
+            problems.append(_note(self._note[:1].upper() + self._note[1:], "warn"))
         self.header.value = " · ".join(parts)
         self.message.value = "<br>".join(problems)
 
     # -- the builder ---------------------------------------------------------------------
     @classmethod
     def for_builder(cls, builder, **options):
-        """A sky view that follows a builder: its image, its catalog and its selection."""
-        sky = cls(**options)
-        sky.connect(builder)
-        return sky
+        """A sky view that follows a builder (see :meth:`connect`)."""
+        return cls(**options).connect(builder)
 
     def connect(self, builder):
         """Follow ``builder``'s image and latest catalog; share its selection both ways.
 
         A click on a source on the sky selects it in the builder's catalog
         table and image view (which centres on it); selecting a row in the
-        table or a source in the image view highlights it on the sky.
+        table or a source in the image view highlights it on the sky and
+        centres the sky on it. Returns the sky view.
         """
         me = weakref.ref(self)
         owner = weakref.ref(builder)
@@ -829,10 +714,10 @@ class SkyView(w.VBox):
             if sky is None or b is None:
                 return
             image, result = b.image, b.result
-            catalog = None if result is None else result.catalog
             if image is not sky.image:
                 sky.set_image(image)
-            if catalog is not sky.catalog and (result is None or image is sky.image):
+            catalog = None if result is None else result.catalog
+            if catalog is not sky.catalog:
                 sky.set_catalog(catalog)
 
         def from_builder(indices):
@@ -846,13 +731,43 @@ class SkyView(w.VBox):
                 b.catalog_table.select(indices)
                 b.view.select(indices, notify=False, center=True)
 
+        # The view draws after every new image and result: a cheap place to follow them.
         builder.view.on_rendered(follow)
         builder.view.on_select(from_builder)
         builder.catalog_table.on_select(from_builder)
         self.on_select(to_builder)
-        self._follow = follow
         follow()
         return self
+
+    def close(self):
+        aladin = getattr(self, "aladin", None)  # None when __init__ failed early
+        if aladin is not None:
+            aladin.close()
+        super().close()
+
+
+def _check_number(name, value, lo, hi, unit, *, integer=False):
+    kind = "an integer" if integer else "a number"
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer) if integer
+                                                    else (int, float, np.integer, np.floating))
+    if not ok or not lo <= value <= hi:
+        raise InputError(f"{name} must be {kind} from {lo} to {hi} {unit}; got {value!r}",
+                         param=name)
+    return int(value) if integer else float(value)
+
+
+def _same_table(a, b):
+    """True when two sky tables hold the same values (nothing new to send)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if len(a) != len(b) or a.colnames != b.colnames:
+        return False
+    for name in a.colnames:
+        x = np.asarray(getattr(a[name], "value", a[name]))
+        y = np.asarray(getattr(b[name], "value", b[name]))
+        if not np.array_equal(x, y, equal_nan=x.dtype.kind == "f" and y.dtype.kind == "f"):
+            return False
+    return True
 
 
 def _row_of(obj, table):
@@ -887,7 +802,7 @@ class SkyTab(w.VBox):
     """The builder's "Sky" tab: makes its :class:`SkyView` when the tab is first shown.
 
     Aladin Lite keeps a browser busy even when idle, so the sky view is
-    made only when asked for: when its tab is selected, or by :meth:`open`.
+    made only when asked for: when its tab is selected, or by :meth:`open_sky`.
 
     Parameters
     ----------
@@ -902,7 +817,7 @@ class SkyTab(w.VBox):
     >>> from jwst_widgets.widgets.sky import add_sky_tab
     >>> builder = PipelineBuilder("hst_abell2744")       # doctest: +SKIP
     >>> tab = add_sky_tab(builder)                       # doctest: +SKIP
-    >>> tab.open().status                                # doctest: +SKIP
+    >>> tab.open_sky().status                                # doctest: +SKIP
     'waiting'
     """
 
@@ -918,7 +833,7 @@ class SkyTab(w.VBox):
         super().__init__([intro, button], layout=w.Layout(width="100%"))
         self.add_class("jw-sky-tab")
 
-    def open(self):
+    def open_sky(self):
         """Make the sky view now (if not made yet) and return it."""
         if self.sky is None:
             builder = self._builder()
@@ -930,7 +845,7 @@ class SkyTab(w.VBox):
 
     def _open_quietly(self):
         try:
-            self.open()
+            self.open_sky()
         except InputError as exc:
             self.children = [w.HTML(_note(str(exc), "error"))]
 
