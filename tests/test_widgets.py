@@ -263,3 +263,73 @@ def test_fast_hands_end_on_the_last_values(builder, frame):
     assert len(builder.result.catalog) == len(expected.catalog)
     np.testing.assert_array_equal(builder.view.sources.x,
                                   np.asarray(expected.catalog["x_centroid"], float))
+
+
+def test_segmentation_overlay_and_colour_by(builder):
+    builder.add_stage("background_subtraction", box_size=32)
+    builder.add_stage("source_detection", method="segmentation", threshold_sigma=3.0,
+                      fwhm=2.0, n_pixels=8)
+    assert builder.wait_idle(60)
+    seg = builder.result.segmentation
+    assert seg is not None and seg.max() == len(builder.result.catalog) > 0
+    assert not builder.view.segment_mark.visible
+    builder.show_segments.value = True
+    assert builder.wait_idle(30)
+    assert builder.view.segment_mark.visible
+    overlay = np.asarray(PILImage.open(io.BytesIO(builder.view.segment_mark.image.value))
+                         .convert("RGBA"))
+    assert overlay.shape[:2] == shown_pixels(builder.view).shape[:2]
+    assert (overlay[..., 3] > 0).any() and (overlay[..., 3] == 0).any()
+    # markers coloured by a column of the catalog
+    builder.color_by.value = "area"
+    np.testing.assert_allclose(builder.view.sources.color,
+                               np.asarray(builder.result.catalog["area"], float))
+    # markers sized by the detection: bigger segments, bigger markers
+    sizes = np.asarray(builder.view.sources.size)
+    big = np.argmax(np.asarray(builder.result.catalog["semimajor_axis"]))
+    assert sizes[big] == sizes.max()
+
+
+def test_cursor_readout_pixel_sky_value_unit(builder, frame):
+    assert builder.wait_idle(60)
+    builder.view._on_mouse({"event": "mousemove", "domain": {"x": 100.2, "y": 200.4}})
+    text = builder.view.readout.value
+    value = frame.image.data[200, 100]
+    assert "x 100, y 200" in text and "MJy / sr" in text and f"{value:.5g}" in text
+    ra, dec = frame.image.wcs.all_pix2world([[100.2, 200.4]], 0)[0]
+    assert f"{ra:.6f}" in text
+    builder.view._on_mouse({"event": "mousemove", "domain": {"x": -50, "y": 10}})
+    assert "outside" in builder.view.readout.value
+
+
+def test_blink_alternates_between_two_outputs(builder):
+    builder.add_stage("background_subtraction", box_size=32)
+    assert builder.wait_idle(60)
+    builder.compare(-1, mode="blink")
+    assert builder._blink.playing
+    builder._blink.value = 1  # the front end's timer ticks
+    assert builder.wait_idle(30)
+    np.testing.assert_array_equal(builder.view.image.data, builder.image.data)
+    builder._blink.value = 0
+    assert builder.wait_idle(30)
+    np.testing.assert_array_equal(builder.view.image.data, builder.result.image)
+    builder.compare(None)
+    assert not builder._blink.playing
+
+
+def test_histogram_limits_drawn_and_settable(builder):
+    assert builder.wait_idle(60)
+    hist = builder.histogram
+    lo, hi = builder.view.limits
+    assert hist.lines.x[0][0] == pytest.approx(lo) and hist.lines.x[1][0] == pytest.approx(hi)
+    hist.set_limits(lo - 0.01, hi + 0.5)
+    assert builder.wait_idle(30)
+    assert builder.view.interval == pytest.approx((lo - 0.01, hi + 0.5))
+    assert hist.lines.x[1][0] == pytest.approx(hi + 0.5)
+    hist.set_limits(3.0, 1.0)
+    assert "vmin < vmax" in hist.message.value
+    # a brush dragged across the histogram sets the limits too
+    hist.brush.selected = [lo, lo + 0.2]
+    hist.brush.brushing = False
+    hist._on_brush({"new": False})
+    assert builder.view.interval == pytest.approx((lo, lo + 0.2))
