@@ -10,6 +10,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8888
 PYTEST_ARGS ?=
+# JupyterLab refuses to run as root unless told to (containers, Binder-like machines)
+ROOT_FLAG = $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab test test-fast browser-deps benchmarks voila clean
 
@@ -28,7 +30,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 lab: $(VENV)/.installed-user
 	$(BIN)/python -m jwst_widgets.datasets.prepare
 	-$(BIN)/python -m jwst_widgets.aladin_offline fetch
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) \
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) $(ROOT_FLAG) \
 	    --ServerApp.root_dir=$(CURDIR) notebooks/pipeline_builder.ipynb
 
 voila: $(VENV)/.installed-user
