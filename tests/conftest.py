@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["mast_plugin"]
+pytest_plugins = ["mast_plugin", "reliability_plugin"]
 
 
 def sha256(path):
