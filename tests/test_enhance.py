@@ -343,3 +343,80 @@ def test_enhance_manual_limits_and_errors(field):
     with pytest.raises(InputError) as info:
         enhance(field[0])
     assert info.value.param == "data"
+
+
+# --- the full-frame equalisation (enhance's own two-pass path) -----------
+
+
+def reference_equalisation(data, interval, mask=None):
+    """FastHistEqStretch and astropy's HistEqStretch on enhance's normalised values."""
+    lo, hi = display_limits(data, interval, mask=mask)
+    norm = ManualInterval(lo, hi)(np.asarray(data, dtype=np.float32), clip=True)
+    bad = ~np.isfinite(data) if mask is None else (~np.isfinite(data) | mask)
+    norm[bad] = np.nan
+    good = norm[~bad]
+    fast = FastHistEqStretch(good)(norm.copy())
+    exact = HistEqStretch(good)(np.nan_to_num(norm))
+    # Share of the data in each value's bin (the bins of FastHistEqStretch).
+    n_bins = 65536
+    low, high = float(good.min()), float(good.max())
+    scale = n_bins / (high - low) if high > low else 0.0
+    share = np.bincount(np.minimum(((good - low) * scale).astype(int), n_bins - 1),
+                        minlength=n_bins) / good.size
+    where = np.minimum((np.nan_to_num(norm) * n_bins).astype(int), n_bins - 1)
+    return fast, exact, share[where], bad
+
+
+def striped_frame(dtype=np.float32):
+    """600x300 (three blocks of rows in enhance) with stars, NaN and inf in one block."""
+    rng = np.random.default_rng(8)
+    data = rng.normal(100.0, 5.0, (600, 300))
+    y, x = np.mgrid[:600, :300]
+    for cy, cx, peak in [(80, 60, 5000.0), (300, 200, 900.0), (520, 40, 30000.0)]:
+        data += peak * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 10.0)
+    data[250:260, 100:140] = np.nan
+    data[255, 10] = np.inf
+    data[256, 11] = -np.inf
+    return data.astype(dtype)
+
+
+@pytest.mark.parametrize("interval", ["zscale", "minmax", 99.0, (20.0, 1e5)])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_enhance_histeq_equals_fast_histeq(interval, with_mask):
+    data = striped_frame()
+    mask = None
+    if with_mask:
+        mask = np.zeros(data.shape, bool)
+        mask[500:540, 20:60] = True                     # the brightest star
+    before = data.copy()
+    out = enhance(data, interval=interval, stretch="histeq", mask=mask)
+    np.testing.assert_array_equal(data, before)
+    fast, exact, share, bad = reference_equalisation(data, interval, mask)
+    np.testing.assert_array_equal(np.isnan(out), bad)
+    ok = ~bad
+    # enhance tabulates FastHistEqStretch's curve: within half a bin's share.
+    assert np.all(np.abs(out - fast)[ok] <= 0.5 * share[ok] + 1e-6)
+    # ... and so stays within a bin and a half of astropy's exact equalisation.
+    assert np.all(np.abs(out - exact)[ok] <= 1.5 * share[ok] + 2.0 / ok.sum() + 1e-6)
+    assert out[ok].min() >= 0.0 and out[ok].max() <= 1.0
+
+
+def test_enhance_histeq_ends_and_input_types():
+    data = striped_frame(np.float64)
+    out32 = enhance(data.astype(np.float32), interval="minmax", stretch="histeq")
+    out64 = enhance(data, interval="minmax", stretch="histeq")
+    np.testing.assert_allclose(out64, out32, atol=1e-6)
+    ok = np.isfinite(data)
+    # The faintest pixel is black, the brightest white.
+    assert out64[ok].min() == 0.0 and out64[ok].max() == 1.0
+    assert out64[np.unravel_index(np.nanargmax(np.where(ok, data, np.nan)), data.shape)] == 1.0
+    counts = np.round(np.nan_to_num(data, posinf=0, neginf=0)).astype(np.int64)   # always finite
+    out = enhance(counts, interval="minmax", stretch="histeq")
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    fast, _, share, _ = reference_equalisation(counts, "minmax")
+    assert np.all(np.abs(out - fast) <= 0.5 * share + 1e-6)
+
+
+def test_enhance_histeq_of_a_constant_frame():
+    out = enhance(np.full((300, 300), 7.0), interval=(0.0, 10.0), stretch="histeq")
+    assert np.isfinite(out).all() and np.ptp(out) == 0.0

@@ -273,3 +273,66 @@ def test_data_must_be_a_2d_image(data):
     with pytest.raises(InputError) as info:
         robust_statistics(data)
     assert info.value.param == "data"
+
+
+# ---------------------------------------------------------------------------
+# The one-pass biweight and clipping sums (float32 arithmetic on float32 data)
+# ---------------------------------------------------------------------------
+
+def astropy_in_float64(values, sigma=3.0, maxiters=5):
+    """astropy on the float64 values: the numbers float32 data stand for."""
+    return astropy_statistics(values.astype(np.float64), sigma=sigma, maxiters=maxiters)
+
+
+@pytest.mark.parametrize("pedestal, noise", [(100.0, 5.0), (0.0, 0.02), (-3.0, 1e-3)])
+def test_float32_frame_equals_astropy_in_float64(pedestal, noise):
+    # A 1024x1024 frame: a sky pedestal (or a background-subtracted one near
+    # zero), hot pixels, a few bright sources and NaN holes.
+    rng = np.random.default_rng(21)
+    data = rng.normal(pedestal, noise, (1024, 1024))
+    hot = rng.random(data.shape) < 0.01
+    data[hot] += rng.exponential(50 * noise, hot.sum())
+    data[300:310, 500:520] += 1e3 * noise
+    data[rng.random(data.shape) < 1e-3] = np.nan
+    data = data.astype(np.float32)
+    stats = robust_statistics(data)
+    ref = astropy_in_float64(data[np.isfinite(data)])
+    for key in ("mean", "median", "std", "biweight_location", "biweight_scale", "mad_std"):
+        # float32 data: a few units in the last place of the values (relative
+        # to the noise for a location near zero).
+        assert stats[key] == pytest.approx(float(ref[key]), rel=1e-6, abs=1e-6 * noise), key
+    assert stats["n_clipped"] == ref["n_clipped"]
+    assert stats["n_nan"] == np.count_nonzero(np.isnan(data))
+
+
+@pytest.mark.parametrize("seed, make", [
+    (31, lambda rng: rng.standard_cauchy((300, 300))),          # heavy tails: long c=9 ends
+    (32, lambda rng: rng.lognormal(0.0, 1.0, (300, 300))),      # skewed
+    (33, lambda rng: rng.normal(1e4, 1e-2, (300, 300))),        # big pedestal
+])
+def test_float32_awkward_data_equals_astropy_in_float64(seed, make):
+    data = make(np.random.default_rng(seed)).astype(np.float32)
+    stats = robust_statistics(data)
+    ref = astropy_in_float64(data.ravel())
+    scale = float(ref["biweight_scale"])
+    for key in ("mean", "median", "std", "biweight_location", "biweight_scale", "mad_std"):
+        atol = 4 * float(np.spacing(np.float32(abs(ref["median"])))) + 1e-6 * scale
+        assert stats[key] == pytest.approx(float(ref[key]), rel=1e-6, abs=atol), key
+    assert stats["n_clipped"] == ref["n_clipped"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_values_without_a_mask(dtype):
+    # Without a mask the values are sorted as they are: -inf first, +inf and
+    # NaN last; none of them is used.
+    rng = np.random.default_rng(34)
+    data = rng.normal(5.0, 1.0, (40, 50)).astype(dtype)
+    data[0, :3] = np.nan
+    data[1, :2] = np.inf
+    data[2, :4] = -np.inf
+    stats = robust_statistics(data)
+    assert stats["n_nan"] == 9 and stats["n_masked"] == 0
+    assert stats["n_pixels"] == data.size - 9
+    good = data[np.isfinite(data)]
+    assert stats["min"] == float(good.min()) and stats["max"] == float(good.max())
+    assert_equal_to_astropy(stats, good)

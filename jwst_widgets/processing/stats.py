@@ -10,8 +10,10 @@ the data type), but are computed differently: the valid pixels are sorted
 once, after which every median is a lookup, every sigma-clipping iteration is
 a pair of binary searches (a clipped set of sorted values is a contiguous
 run) plus the sums of the few values it clipped, the median absolute
-deviation is a selection in two sorted runs, and the sums run over contiguous
-runs in cache-sized pieces with float64 accumulators.
+deviation is a selection in two sorted runs, and the biweight sums and the
+sums that start the clipping come from one pass over the sorted values, in
+the data's precision (pairwise, in cache-sized pieces) accumulated in float64.
+A 4096x4096 float32 frame takes about 0.2 s, two thirds of it the sort.
 
 The private helpers that work on rows of sorted values (``_clip_sorted_rows``,
 ``_median_sorted_rows``, ``_mad_sorted_rows``, ``_RowSums``) are shared with
@@ -277,15 +279,16 @@ class _TailSums:
 
     Clipping only ever shrinks the range, so each call subtracts the sums of
     the values that left it (usually a few percent) from the previous sums,
-    computed in cache-sized pieces without storing ``x - ref``.
+    computed in cache-sized pieces without storing ``x - ref``. The sums
+    over the whole row may be given (``sums``, from `_central_moments`).
     """
 
-    def __init__(self, x, n, ref):
+    def __init__(self, x, n, ref, sums=None):
         self.x = x
         self.ref = ref
         self._ref = float(ref[0])
         self.lo, self.hi = 0, n
-        self.s1, self.s2 = _chunk_sums(x, self._ref, 0, n)
+        self.s1, self.s2 = _chunk_sums(x, self._ref, 0, n) if sums is None else sums
 
     def __call__(self, lo, hi):
         lo, hi = int(lo[0]), int(hi[0])
@@ -348,68 +351,103 @@ def _clip_sorted_rows(x, lo, hi, sums, *, sigma, maxiters):
     return lo, hi
 
 
-def _biweight_sums_1d(x, lo, hi, center, mad):
-    """Biweight location (c=6) and scale (c=9) of sorted ``x[lo:hi]``.
+def _run_moments(x, start, stop, c, k9):
+    """Sums over sorted ``x[start:stop]`` with ``d = x - c``, ``q = d**2``,
+    ``u = k9 q``: ``[n, sum d, sum q, sum d u, sum d u**2, sum u**2,
+    sum q (1 - u)**4]``.
 
-    Same definitions as astropy's ``biweight_location`` and
-    ``biweight_scale`` (``modify_sample_size=False``), with ``center`` the
-    median and ``mad`` the median absolute deviation of the range. Only
-    values with ``|x - center| < c * mad`` contribute; in sorted data they
-    form a contiguous run, so no masking is needed.
+    Computed in ``x``'s precision in cache-sized chunks (pairwise sums),
+    accumulated in float64.
     """
-    n = hi - lo
-    if mad == 0.0 or not np.isfinite(mad):
-        return center, 0.0
-    s6 = 6.0 * mad
-    s9 = 9.0 * mad
-    row = x[None, :]
-    zero = np.array([0])
-    rng = (zero, np.array([lo]), np.array([hi]))
+    sums = np.zeros(7)
+    sums[0] = max(stop - start, 0)
+    size = min(_CHUNK, max(stop - start, 1))
+    d = np.empty(size, x.dtype)
+    q = np.empty(size, x.dtype)
+    u = np.empty(size, x.dtype)
+    t = np.empty(size, x.dtype)
+    for i in range(start, stop, _CHUNK):
+        m = min(i + _CHUNK, stop) - i
+        dd, qq, uu, tt = d[:m], q[:m], u[:m], t[:m]
+        np.subtract(x[i:i + m], c, out=dd)
+        np.multiply(dd, dd, out=qq)
+        np.multiply(qq, k9, out=uu)
+        np.multiply(dd, uu, out=tt)
+        part = [dd.sum(), qq.sum(), tt.sum()]
+        np.multiply(tt, uu, out=tt)
+        part.append(tt.sum())
+        np.multiply(uu, uu, out=tt)
+        part.append(tt.sum())
+        np.subtract(1.0, uu, out=tt)
+        np.multiply(tt, tt, out=tt)
+        np.multiply(tt, tt, out=tt)
+        np.multiply(tt, qq, out=tt)
+        part.append(tt.sum())
+        sums[1:] += part
+    return sums
 
-    def run(c):
-        # |x - center| < c * mad: first x > center - c*mad, first x >= center + c*mad
-        a = _search_rows(row, *rng, _as_threshold([center - c * mad], x.dtype, strict=True))
-        b = _search_rows(row, *rng, _as_threshold([center + c * mad], x.dtype, strict=False))
+
+def _central_moments(x, center, mad):
+    """Biweight location and scale of sorted 1-D ``x``, and the sums that
+    start its sigma clipping, in one pass.
+
+    The biweight is astropy's ``biweight_location`` (c = 6) and
+    ``biweight_scale`` (c = 9, ``modify_sample_size=False``) about the
+    median ``center`` with the median absolute deviation ``mad``. Only
+    values with ``|x - center| < c * mad`` contribute; in sorted data they
+    form a contiguous run. With ``d = x - center`` and ``u = (d / (9
+    mad))**2``::
+
+        scale    = sqrt(n9_all * f1) / |f2|,  f1 = sum9 d**2 (1 - u)**4,
+                   f2 = sum9 (1 - u)(1 - 5u) = n9 - 6 sum9 u + 5 sum9 u**2
+        location = center + sum6 d w / sum6 w,  w = (1 - 2.25 u)**2
+
+    where ``n9_all`` is the number of all values and the sums over the c = 6
+    run are the c = 9 run's less its two short end pieces, expanded as
+    polynomials in ``u``. The same pass gives ``sum d`` and ``sum d**2``
+    over all values (the c = 9 run, plus its tails in float64), which
+    `_TailSums` needs for the first clipping iteration.
+
+    Returns ``(location, scale, ref, (sum d, sum d**2))`` with ``d = x -
+    ref``.
+    """
+    n = x.size
+    dtype = x.dtype
+    # The centre in the data's type: d = x - c is then exact for x near c.
+    c = dtype.type(center)
+    ref = float(c)
+    if mad == 0.0 or not np.isfinite(mad):
+        return center, 0.0, ref, _chunk_sums(x, ref, 0, n)
+    row = x[None, :]
+    rng = (np.array([0]), np.array([0]), np.array([n]))
+
+    def run(k):
+        # |x - center| < k * mad: first x > center - k*mad, first x >= center + k*mad
+        a = _search_rows(row, *rng, _as_threshold([center - k * mad], dtype, strict=True))
+        b = _search_rows(row, *rng, _as_threshold([center + k * mad], dtype, strict=False))
         return int(a[0]), max(int(a[0]), int(b[0]))
 
     a9, b9 = run(9.0)
     a6, b6 = run(6.0)
-    k6 = 1.0 / (s6 * s6)
-    k9 = 1.0 / (s9 * s9)
-    num6 = den6 = f1 = t_sum = tu_sum = 0.0
-    size = min(_CHUNK, max(b9 - a9, 1))
-    d = np.empty(size)
-    q = np.empty(size)
-    u = np.empty(size)
-    t = np.empty(size)
-    for i in range(a9, b9, _CHUNK):
-        j = min(i + _CHUNK, b9)
-        m = j - i
-        dd, qq, uu, tt = d[:m], q[:m], u[:m], t[:m]
-        np.subtract(x[i:j], center, out=dd)
-        np.multiply(dd, dd, out=qq)
-        # scale (c = 9): f1 = sum d^2 (1-u^2)^4, f2 = sum (1-u^2)(1-5u^2)
-        np.multiply(qq, k9, out=uu)
-        np.subtract(1.0, uu, out=tt)
-        t_sum += tt.sum()
-        tu_sum += np.einsum("i,i->", tt, uu)
-        np.multiply(tt, tt, out=tt)
-        np.multiply(tt, tt, out=tt)
-        f1 += np.einsum("i,i->", qq, tt)
-        # location (c = 6), on the part of this piece inside its run
-        i6, j6 = max(i, a6), min(j, b6)
-        if j6 > i6:
-            sl = slice(i6 - i, j6 - i)
-            w = uu[sl]
-            np.multiply(qq[sl], k6, out=w)
-            np.subtract(1.0, w, out=w)
-            np.multiply(w, w, out=w)
-            den6 += w.sum()
-            num6 += np.einsum("i,i->", dd[sl], w)
-    f2 = t_sum - 5.0 * tu_sum
-    location = center + num6 / den6 if den6 > 0 else center
+    k9 = dtype.type(1.0 / (9.0 * mad) ** 2)
+    m9 = _run_moments(x, a9, b9, c, k9)
+    m6 = m9 - _run_moments(x, a9, a6, c, k9) - _run_moments(x, b6, b9, c, k9)
+    k9 = float(k9)
+
+    n9, _, sum_q, _, _, sum_u2, f1 = m9
+    f2 = n9 - 6.0 * k9 * sum_q + 5.0 * sum_u2
     scale = np.sqrt(n * f1 / (f2 * f2)) if f2 != 0 else 0.0
-    return location, scale
+
+    n6, sum_d, sum_q, sum_du, sum_du2, sum_u2, _ = m6
+    r = (9.0 / 6.0) ** 2
+    den = n6 - 2.0 * r * k9 * sum_q + r * r * sum_u2
+    num = sum_d - 2.0 * r * sum_du + r * r * sum_du2
+    location = ref + num / den if den > 0 else center
+
+    low = _chunk_sums(x, ref, 0, a9)
+    high = _chunk_sums(x, ref, b9, n)
+    sums = (m9[1] + low[0] + high[0], m9[2] + low[1] + high[1])
+    return location, scale, ref, sums
 
 
 # ---------------------------------------------------------------------------
@@ -451,39 +489,6 @@ def _resolve_box(box, shape):
     return (cx0, cx1, cy0, cy1)
 
 
-def _valid_values(sub, msub, dtype):
-    """Copy the finite, unmasked pixels of ``sub`` into a native 1-D array.
-
-    Returns ``(values, n_nonfinite, n_masked)``, where ``n_masked`` counts
-    finite pixels excluded by the mask.
-    """
-    ny, nx = sub.shape
-    out = np.empty(sub.size, dtype=dtype)
-    rows = max(1, _CHUNK // max(nx, 1))
-    n = n_nonfinite = n_masked = 0
-    for y in range(0, ny, rows):
-        chunk = np.asarray(sub[y:y + rows], dtype=dtype)
-        finite = np.isfinite(chunk)
-        nf = finite.size - np.count_nonzero(finite)
-        n_nonfinite += nf
-        if msub is not None:
-            good = finite & ~msub[y:y + rows]
-            n_masked += np.count_nonzero(finite) - np.count_nonzero(good)
-        elif nf:
-            good = finite
-        else:
-            good = None
-        if good is None:
-            k = chunk.size
-            out[n:n + k] = chunk.ravel()
-        else:
-            picked = chunk[good]
-            k = picked.size
-            out[n:n + k] = picked
-        n += k
-    return out[:n], n_nonfinite, n_masked
-
-
 def _sorted_valid(data, mask, box):
     """Validate; return (sorted valid values, n_nonfinite, n_masked, box)."""
     arr = _as_image(data)
@@ -491,22 +496,39 @@ def _sorted_valid(data, mask, box):
     used = _resolve_box(box, arr.shape)
     x0, x1, y0, y1 = used
     sub = arr[y0:y1, x0:x1]
-    msub = None if m is None else m[y0:y1, x0:x1]
-    values, n_nonfinite, n_masked = _valid_values(sub, msub, _work_dtype(arr.dtype))
+    dtype = _work_dtype(arr.dtype)
+    # Sort a copy in which masked pixels are NaN: the sort puts -inf first
+    # and +inf, NaN last, so the values to use are the run between them.
+    values = np.array(sub, dtype=dtype, order="C").reshape(-1)
+    n_masked = 0
+    if m is not None:
+        masked = m[y0:y1, x0:x1].reshape(-1)
+        n_masked = int(np.count_nonzero(masked & np.isfinite(values)))
+        np.copyto(values, dtype.type(np.nan), where=masked)
     values.sort()
-    return values, n_nonfinite, n_masked, used
+    inf = dtype.type(np.inf)          # of the data's type: no converted copy
+    start = int(np.searchsorted(values, -inf, side="right"))
+    stop = int(np.searchsorted(values, inf, side="left"))
+    return values[start:stop], values.size - (stop - start) - n_masked, n_masked, used
 
 
-def _clipped_stats_sorted(values, *, sigma, maxiters):
-    """Sigma-clipped (mean, median, std, n_kept) of sorted 1-D ``values``."""
+def _clipped_stats_sorted(values, *, sigma, maxiters, ref=None, sums=None):
+    """Sigma-clipped (mean, median, std, n_kept) of sorted 1-D ``values``.
+
+    ``sums``: ``(sum d, sum d**2)`` over all values with ``d = values -
+    ref``, when already known (`_central_moments`).
+    """
     n = values.size
     if n == 0:
         return np.nan, np.nan, np.nan, 0
     x = values[None, :]
     lo = np.array([0])
     hi = np.array([n])
-    ref = _median_sorted_rows(x, lo, hi)
-    sums = _TailSums(values, n, ref)
+    if sums is None:
+        ref = _median_sorted_rows(x, lo, hi)
+        sums = _TailSums(values, n, ref)
+    else:
+        sums = _TailSums(values, n, np.array([float(ref)]), sums)
     lo, hi = _clip_sorted_rows(x, lo, hi, sums, sigma=sigma, maxiters=maxiters)
     kept = int(hi[0] - lo[0])
     if kept == 0:
@@ -572,10 +594,11 @@ def robust_statistics(data, *, mask=None, box=None, sigma=3.0, maxiters=5):
 
     The valid pixels are sorted once; medians are then lookups, each
     clipping iteration is two binary searches, the median absolute deviation
-    is a selection in two sorted runs, and sums are accumulated in float64
-    over contiguous runs. The results equal astropy's to the precision of
-    the data (astropy accumulates float32 data in float32; these sums are
-    float64).
+    is a selection in two sorted runs, and one pass over the sorted values
+    gives the biweight and the sums the clipping starts from (pairwise sums
+    in the data's precision, accumulated in float64). The results equal
+    astropy's to the precision of the data (astropy works in float32 on
+    float32 data too).
 
     Examples
     --------
@@ -602,13 +625,13 @@ def robust_statistics(data, *, mask=None, box=None, sigma=3.0, maxiters=5):
     }
     if n == 0:
         return result
-    mean, median, std, kept = _clipped_stats_sorted(
-        values, sigma=sigma, maxiters=maxiters)
     x = values[None, :]
     lo, hi = np.array([0]), np.array([n])
     center = float(_median_sorted_rows(x, lo, hi)[0])
     mad = float(_mad_sorted_rows(x, lo, hi, np.array([center]))[0])
-    location, scale = _biweight_sums_1d(values, 0, n, center, mad)
+    location, scale, ref, sums = _central_moments(values, center, mad)
+    mean, median, std, kept = _clipped_stats_sorted(
+        values, sigma=sigma, maxiters=maxiters, ref=ref, sums=sums)
     result.update(
         mean=mean, median=median, std=std,
         biweight_location=float(location), biweight_scale=float(scale),
