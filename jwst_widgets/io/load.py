@@ -442,8 +442,12 @@ def _from_hdulist(hdul, ext, index, *, name, path, file_size=None, compressed=Fa
         try:
             err = _hdu_data(hdul, hdul["ERR"])
             if err is not None and err.dtype.kind in "iuf" and err.shape == data.shape:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    error = np.asarray(err, dtype=np.float32)
+                if data is plane and err.dtype.kind == "f" and err.dtype.itemsize == 4:
+                    error = err  # memory-mapped like the data: no 4-bytes-a-pixel copy
+                    error.flags.writeable = False
+                else:
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        error = np.asarray(err, dtype=np.float32)
             elif err is not None:
                 what = "is a table" if err.dtype.names else f"has shape {err.shape}"
                 notes.append(f"ERR {what}, not an image of the image's shape {data.shape}: "

@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import json
 import os
@@ -11,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["atomic_write", "file_checksum", "write_fits", "package_versions",
+__all__ = ["atomic_write", "atomic_path", "file_checksum", "write_fits", "package_versions",
            "read_provenance"]
 
 #: Header keyword prefix of the recipe stored in processed FITS files.
@@ -30,20 +31,18 @@ def file_checksum(path, algorithm="sha256", chunk=1 << 22):
     return f"{algorithm}:{h.hexdigest()}"
 
 
-@contextlib.contextmanager
-def atomic_write(path, mode="wb", *, protect=()):
-    """Write a file atomically: into a temporary file beside it, then rename.
-
-    On any exception the temporary file is removed and an existing file at
-    ``path`` is left as it was. ``protect`` lists paths (the inputs) that
-    must never be written over.
-
-    Examples
-    --------
-    >>> with atomic_write("out.json", "w") as fh:  # doctest: +SKIP
-    ...     fh.write("{}")
-    """
-    path = os.fspath(path)
+def _check_target(path, protect):
+    """The real path to write, or InputError naming what is wrong with ``path``."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise InputError(f"an output path must be a string; got {type(path).__name__}") from None
+    if not path or not path.strip():
+        raise InputError("the output path is empty")
+    if "\0" in path:
+        raise InputError(f"the output path {path!r} holds a NUL character")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory; give a file name")
     target = os.path.realpath(path)
     for p in protect:
         if p is not None and os.path.exists(p) and os.path.realpath(p) == target:
@@ -51,19 +50,87 @@ def atomic_write(path, mode="wb", *, protect=()):
     directory = os.path.dirname(target) or "."
     if not os.path.isdir(directory):
         raise InputError(f"{path}: the directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".jw-", suffix=".part", dir=directory)
+    return target
+
+
+def _remove_stale_parts(directory, stem, suffix):
+    """Remove temporary files of earlier writes of this target whose process is gone
+    (a writer killed mid-write cannot clean up after itself)."""
+    import glob
+    for part in glob.glob(os.path.join(glob.escape(directory),
+                                       f".jw-{glob.escape(stem)}-*{suffix}")):
+        try:
+            pid = int(os.path.basename(part)[len(f".jw-{stem}-"):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
+        except OSError:
+            pass  # alive, or not ours to ask about
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, protect=(), suffix=".part"):
+    """Yield a temporary path beside ``path``; rename it over ``path`` on success.
+
+    For libraries that write to a file name (astropy's ``writeto``). On any
+    exception the temporary file is removed and ``path`` is left as it was.
+    OS errors (a full disk, a name too long, no permission) become
+    InputError naming ``path``.
+    """
+    target = _check_target(path, protect)
+    directory = os.path.dirname(target) or "."
+    stem = os.path.basename(target)[:80]
+    _remove_stale_parts(directory, stem, suffix)
     try:
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+        fd, tmp = tempfile.mkstemp(prefix=f".jw-{stem}-{os.getpid()}-", suffix=suffix,
+                                   dir=directory)
+        os.close(fd)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write here ({exc.strerror})") from None
+    try:
+        yield tmp
         os.replace(tmp, target)
         with contextlib.suppress(OSError):
             os.chmod(target, 0o644)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        full = exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+        raise InputError(f"{path}: could not be written ({exc.strerror or exc})"
+                         + ("; the disk is full (or the file is over the size allowed): "
+                            "free space or write elsewhere" if full else "")
+                         + "; the previous file, if any, is unchanged") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb", *, protect=()):
+    """Write a file atomically: into a temporary file beside it, then rename.
+
+    On any exception the temporary file is removed and an existing file at
+    ``path`` is left as it was. ``protect`` lists paths (the inputs) that
+    must never be written over. Problems with the path or the disk raise
+    InputError naming the path.
+
+    Examples
+    --------
+    >>> with atomic_write("out.json", "w") as fh:  # doctest: +SKIP
+    ...     fh.write("{}")
+    """
+    with atomic_path(path, protect=protect) as tmp:
+        with open(tmp, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def package_versions():
@@ -156,8 +223,8 @@ def write_fits(path, data, *, header=None, wcs=None, unit=None, recipe=None,
         hdus.append(rhdu)
     hdul = fits.HDUList(hdus)
     hdul[0].header["NEXTEND"] = len(hdus) - 1
-    with atomic_write(path, "wb", protect=(input_path,)) as fh:
-        hdul.writeto(fh, checksum=True)
+    with atomic_path(path, protect=(input_path,)) as tmp:
+        hdul.writeto(tmp, checksum=True, overwrite=True)
     return path
 
 

@@ -47,7 +47,10 @@ def read_recipe(source):
     if isinstance(source, dict):
         return source
     if isinstance(source, (bytes, bytearray)):
-        source = source.decode("utf-8", errors="replace")
+        if source[:2] == b"\x80\x04" or b"\x00" in source[:64]:
+            raise InputError("a recipe is JSON text; this is binary data (a pickle?), which "
+                             "is never loaded")
+        source = source.decode("utf-8-sig", errors="replace")
     if isinstance(source, os.PathLike) or (isinstance(source, str)
                                             and not source.lstrip().startswith(("{", "["))):
         path = os.fspath(source)
@@ -55,17 +58,23 @@ def read_recipe(source):
             raise InputError(f"recipe {path}: no such file")
         if os.path.getsize(path) > MAX_RECIPE_BYTES:
             raise InputError(f"recipe {path}: too large to be a recipe")
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        if raw[:2] == b"\x80\x04" or b"\x00" in raw[:64]:
+            raise InputError(f"recipe {path}: binary data (a pickle?), not JSON text; "
+                             "recipes are never unpickled")
+        text = raw.decode("utf-8-sig", errors="replace")
         where = f"recipe {os.path.basename(path)}"
     elif isinstance(source, str):
         text, where = source, "recipe"
     else:
         raise InputError(f"a recipe is a dict, JSON text or a path; got {type(source).__name__}")
     try:
-        recipe = json.loads(text)
+        recipe = json.loads(text.lstrip("\ufeff"))
     except ValueError as exc:
         raise InputError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{where}: nested too deeply to be a recipe") from None
     if not isinstance(recipe, dict):
         raise InputError(f"{where}: must be a JSON object with 'format' and 'stages'")
     return recipe
@@ -96,7 +105,7 @@ def parse_recipe(source, registry):
             raise InputError(f"recipe stage {n}: unknown key(s) {sorted(unknown)}; a stage has "
                              "'stage', 'version', 'enabled' and 'params'")
         name = entry.get("stage")
-        if name not in registry:
+        if not isinstance(name, str) or name not in registry:
             raise InputError(f"recipe stage {n}: no stage named {name!r}; the stages are "
                              f"{describe_choices(registry.names)}", stage=str(name))
         spec = registry[name]

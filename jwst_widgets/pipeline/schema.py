@@ -121,11 +121,18 @@ class Param:
                 fail(f"must be one of {describe_choices(self.choices)}")
             return value
         if self.type == "box":
-            try:
-                box = [int(v) for v in value]
-            except (TypeError, ValueError):
-                fail("must be [x0, x1, y0, y1] in pixels")
-            if len(box) != 4 or box[1] <= box[0] or box[3] <= box[2]:
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") \
+                    or len(value) != 4:
+                fail("must be [x0, x1, y0, y1] in whole pixels")
+            box = []
+            for v in value:
+                whole = (isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                         ) or (isinstance(v, (float, np.floating)) and math.isfinite(v)
+                               and float(v).is_integer())
+                if not whole:
+                    fail("must be [x0, x1, y0, y1] in whole pixels")
+                box.append(int(v))
+            if box[1] <= box[0] or box[3] <= box[2]:
                 fail("must be [x0, x1, y0, y1] with x0 < x1 and y0 < y1")
             return box
         # numbers
@@ -141,7 +148,10 @@ class Param:
                     fail("must be a whole number")
             value = int(value)
         else:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond the float range (10**400)
+                fail("must be a finite number")
         unit = f" {self.unit}" if self.unit else ""
         if self.min is not None and self.max is not None and not self.min <= value <= self.max:
             fail(f"must be between {self.min:g} and {self.max:g}{unit}")
@@ -155,7 +165,11 @@ class Param:
 
     def bad_values(self):
         """Values this parameter must refuse (for generated tests)."""
-        out = [object(), [1, 2], "not a number" if self.type != "string" else "no-such-choice"]
+        out = [object(), [1, 2]]
+        if self.type != "string":
+            out.append("not a number")
+        elif self.choices is not None:
+            out.append("no-such-choice")
         if self.type in ("integer", "float"):
             out += [float("nan"), float("inf"), True]
             if self.min is not None:

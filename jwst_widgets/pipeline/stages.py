@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import InputError
 from .core import StageOutput
+from .psf_stage import PSF_PHOTOMETRY
 from .schema import Param, StageSpec
 
 __all__ = ["STAGES"]
@@ -24,13 +25,42 @@ def _finite_mean(a):
     return float(np.nanmedian(a)) if a.ndim else float(a)
 
 
+def _renamed(exc, stage, names, message=None):
+    """An InputError from a processing function, restated with the stage's parameter names."""
+    param = names.get(exc.param, exc.param)
+    text = message or exc.message
+    for old, new in names.items():
+        if new is not None:
+            text = text.replace(old, new)
+    return InputError(text if text.startswith(stage) else f"{stage}: {text}", param=param,
+                      stage=stage)
+
+
+def _check_noise(level, stage):
+    """Refuse a noise level that makes a threshold meaningless (a constant image)."""
+    if not np.isfinite(level):
+        raise InputError(f"{stage}: the image's noise could not be estimated (values too "
+                         "large for float32 arithmetic?): nothing can be detected relative to "
+                         "it", stage=stage)
+    if level <= 0:
+        raise InputError(f"{stage}: the image's noise is zero (a constant image?): a threshold "
+                         "in units of the noise is meaningless", stage=stage)
+
+
 # -- background_subtraction ---------------------------------------------------
 def background_subtraction(image, products, *, box_size, filter_size, sigma_clip, estimator):
     from ..processing.background import estimate_background
 
-    res = estimate_background(image.data, mask=image.mask, box_size=box_size,
-                              filter_size=filter_size, sigma_clip=sigma_clip,
-                              estimator=estimator)
+    try:
+        res = estimate_background(image.data, mask=image.mask, box_size=box_size,
+                                  filter_size=filter_size, sigma_clip=sigma_clip,
+                                  estimator=estimator)
+    except InputError as exc:
+        if exc.param != "exclude_percentile":
+            raise
+        raise _renamed(exc, "background_subtraction", {"exclude_percentile": "box_size"},
+                       "every box has too many masked or non-finite pixels for an estimate: "
+                       "use a larger box_size, or mask fewer pixels") from None
     data = np.subtract(image.data, res.background, dtype=np.float32)
     msg = (f"background median {res.background_median:.4g}, "
            f"rms median {res.background_rms_median:.4g}")
@@ -44,6 +74,11 @@ def background_subtraction(image, products, *, box_size, filter_size, sigma_clip
 
 def _check_background(params, image):
     side = _min_side(image)
+    if side < 4:
+        ny, nx = image.data.shape
+        raise InputError(f"background_subtraction: the {nx}x{ny} image is smaller than the "
+                         "smallest box (4 pixels): no background can be estimated on it",
+                         stage="background_subtraction")
     if params["box_size"] > side:
         ny, nx = image.data.shape
         raise InputError(f"background_subtraction: box_size must be between 4 and {side} "
@@ -169,6 +204,7 @@ def source_detection(image, products, *, method, threshold_sigma, fwhm, sharpnes
     from ..processing import detect
 
     data, rms, messages = _noise(image, products)
+    _check_noise(_finite_mean(rms), "source_detection")
     if method in ("daofind", "iraf"):
         threshold = threshold_sigma * _finite_mean(rms)
         default_sharp, default_round = detect.DEFAULT_SHAPE_RANGES[method]
@@ -182,9 +218,13 @@ def source_detection(image, products, *, method, threshold_sigma, fwhm, sharpnes
         out = {"catalog": catalog}
     else:
         threshold = threshold_sigma * np.asarray(rms, dtype=np.float32)
-        seg = detect.find_segments(data, threshold=threshold, n_pixels=n_pixels, smooth_fwhm=fwhm,
-                                   deblend=deblend, n_levels=n_levels, contrast=contrast,
-                                   mask=image.mask, error=image.error, wcs=image.wcs)
+        try:
+            seg = detect.find_segments(data, threshold=threshold, n_pixels=n_pixels,
+                                       smooth_fwhm=fwhm, deblend=deblend, n_levels=n_levels,
+                                       contrast=contrast, mask=image.mask, error=image.error,
+                                       wcs=image.wcs)
+        except InputError as exc:
+            raise _renamed(exc, "source_detection", {"smooth_fwhm": "fwhm"}) from None
         out = {"catalog": seg.catalog, "segmentation": seg.segment_map}
         catalog = seg.catalog
     n = len(catalog)
@@ -354,4 +394,4 @@ PHOTOMETRY = StageSpec(
 
 
 #: Every stage, in the order the registry lists them.
-STAGES = (BACKGROUND, NOISE, ENHANCE, DETECTION, STATISTICS, PHOTOMETRY)
+STAGES = (BACKGROUND, NOISE, ENHANCE, DETECTION, STATISTICS, PHOTOMETRY, PSF_PHOTOMETRY)

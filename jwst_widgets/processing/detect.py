@@ -321,6 +321,9 @@ def find_point_sources(data, *, threshold, fwhm=3.0, method="daofind", mask=None
         sigma = max(fwhm / (2 * np.sqrt(2 * np.log(2))), 1.0)
         arr, unfilled = _fill_bad_pixels(arr, bad, sigma)
         search_mask = unfilled if unfilled.any() else None
+    if arr.dtype == np.float32 and np.max(np.abs(arr), where=np.isfinite(arr),
+                                          initial=0.0) > 1e18:
+        arr = arr.astype(np.float64)  # the finders' sums of squares overflow float32
 
     finder = _star_finder(method, threshold=threshold, fwhm=fwhm,
                           sharpness_range=sharpness_range, roundness_range=roundness_range,

@@ -588,8 +588,14 @@ def enhance(data, *, interval="zscale", stretch="asinh", contrast=0.25, percenti
         out.fill(np.nan)
         return out
     composite = stretch_obj + ManualInterval(lo, hi)
+    # limits near float32's range (1e38 and more apart) overflow float32 arithmetic:
+    # normalise such frames in float64
+    wide = max(abs(lo), abs(hi), abs(hi - lo)) > 1e38
     for b in blocks:
-        composite(arr[b], clip=True, out=out[b])
+        if wide:
+            out[b] = composite(np.asarray(arr[b], dtype=np.float64), clip=True)
+        else:
+            composite(arr[b], clip=True, out=out[b])
     out[bad] = np.nan
     return out
 

@@ -482,7 +482,11 @@ def _bilateral(work, valid, sigma, size, range_sigma):
     weight_ok = ok.astype(np.float32)
     np.nan_to_num(padded, copy=False, nan=0.0)
 
-    range_factor = np.float32(-0.5 / scale ** 2)
+    # differences are taken in units of the range scale, so that neither
+    # values near 3e38 nor near 1e-38 leave float32's range when squared
+    with np.errstate(over="ignore"):
+        scaled = padded / np.float32(scale)
+    range_factor = np.float32(-0.5)
     terms = []
     for dy in range(-r, r + 1):
         for dx in range(-r, r + 1):
@@ -491,22 +495,24 @@ def _bilateral(work, valid, sigma, size, range_sigma):
 
     out = np.empty((ny, nx), dtype=np.float32)
     for a, b in _row_blocks(ny, nx):
-        centre = padded[a + r:b + r, r:r + nx]
+        centre = scaled[a + r:b + r, r:r + nx]
         num = np.zeros((b - a, nx), np.float32)
         den = np.zeros((b - a, nx), np.float32)
         w = np.empty((b - a, nx), np.float32)
         for oy, ox, log_spatial in terms:
             neighbour = padded[a + oy:b + oy, ox:ox + nx]
-            np.subtract(neighbour, centre, out=w)
-            np.square(w, out=w)
+            with np.errstate(over="ignore"):  # a huge difference: weight exp(-inf) = 0
+                np.subtract(scaled[a + oy:b + oy, ox:ox + nx], centre, out=w)
+                np.square(w, out=w)
             np.multiply(w, range_factor, out=w)
             if log_spatial:
                 np.add(w, log_spatial, out=w)
             np.exp(w, out=w)
             np.multiply(w, weight_ok[a + oy:b + oy, ox:ox + nx], out=w)
             np.add(den, w, out=den)
-            np.multiply(w, neighbour, out=w)
-            np.add(num, w, out=num)
+            with np.errstate(over="ignore"):
+                np.multiply(w, neighbour, out=w)
+                np.add(num, w, out=num)
         with np.errstate(invalid="ignore", divide="ignore"):
             np.divide(num, den, out=out[a:b])
     out[~valid] = np.nan

@@ -232,8 +232,8 @@ class _RowSums:
         if (nvalid < ncols).any():
             d[np.arange(ncols)[None, :] >= nvalid[:, None]] = 0.0
         self.s1 = d.sum(axis=1, dtype=np.float64)
-        np.multiply(d, d, out=d)
-        self.s2 = d.sum(axis=1, dtype=np.float64)
+        # squares in float64: a float32 square overflows from 1.8e19 on
+        self.s2 = np.einsum("ij,ij->i", d, d, dtype=np.float64)
         self.lo = np.zeros(nrows, dtype=np.intp)
         self.hi = np.asarray(nvalid, dtype=np.intp).copy()
 
@@ -254,7 +254,14 @@ class _RowSums:
             # removing a bright outlier leaves no rounding residue behind
             d = np.take(self.x.reshape(-1), idx) - self._ref_used[row]
             self.s1 -= np.bincount(row, weights=d, minlength=nrows)
-            self.s2 -= np.bincount(row, weights=d * d, minlength=nrows)
+            d = d.astype(np.float64)
+            removed = np.bincount(row, weights=d * d, minlength=nrows)
+            self.s2 -= removed
+            # When the values that left dwarf those kept (an outlier of 1e30 in
+            # a row of ~1), subtraction leaves only rounding: sum those rows anew.
+            for r in np.nonzero(self.s2 <= 1e-9 * removed)[0]:
+                kept = self.x[r, lo[r]:hi[r]].astype(np.float64) - float(self._ref_used[r])
+                self.s1[r], self.s2[r] = kept.sum(), kept @ kept
         self.lo = lo.copy()
         self.hi = hi.copy()
         return self.s1, self.s2
@@ -296,6 +303,9 @@ class _TailSums:
             a1, a2 = _chunk_sums(self.x, self._ref, self.lo, lo)
             b1, b2 = _chunk_sums(self.x, self._ref, hi, self.hi)
             s1, s2 = self.s1 - a1 - b1, self.s2 - a2 - b2
+            if s2 <= 1e-9 * (a2 + b2):
+                # the values that left dwarf those kept: subtraction left rounding only
+                s1, s2 = _chunk_sums(self.x, self._ref, lo, hi)
         else:
             s1, s2 = _chunk_sums(self.x, self._ref, lo, hi)
         self.lo, self.hi, self.s1, self.s2 = lo, hi, s1, s2
@@ -509,7 +519,13 @@ def _sorted_valid(data, mask, box):
     inf = dtype.type(np.inf)          # of the data's type: no converted copy
     start = int(np.searchsorted(values, -inf, side="right"))
     stop = int(np.searchsorted(values, inf, side="left"))
-    return values[start:stop], values.size - (stop - start) - n_masked, n_masked, used
+    out = values[start:stop]
+    if out.dtype == np.float32 and out.size:
+        big = max(abs(float(out[0])), abs(float(out[-1])))
+        if big > 1e18 or big < 1e-18:
+            # squares and reciprocal squares of such values leave float32's range
+            out = out.astype(np.float64)
+    return out, values.size - (stop - start) - n_masked, n_masked, used
 
 
 def _clipped_stats_sorted(values, *, sigma, maxiters, ref=None, sums=None):

@@ -491,7 +491,7 @@ class PipelineBuilder(w.VBox):
             elif not s.enabled:
                 panel.set_status("off")
             else:
-                panel.clear_errors()
+                # messages beside controls stay: they belong to values refused since
                 text = (f"from the cache (ran in {s.seconds * 1000:.0f} ms)" if s.cached
                         else f"ran in {s.seconds * 1000:.0f} ms")
                 if s.messages:

@@ -8,6 +8,8 @@ a value itself: it calls ``on_change(name, value)``, and the owner decides
 (and may call :meth:`ParamControl.show_error`).
 """
 
+import math
+
 import ipywidgets as w
 
 __all__ = ["ParamControl", "make_controls"]
@@ -49,6 +51,13 @@ class ParamControl(w.VBox):
         if p.type == "boolean":
             self.widget = w.Checkbox(value=bool(value), indent=False, description="",
                                      tooltip=p.doc)
+            self.widget.observe(self._from_widget, "value")
+            self.text = None
+            return [self.widget]
+        if p.type == "string" and not p.choices:
+            # free text (a file name, a list of star ids): typed, sent on Enter or blur
+            self.widget = w.Text(value=value or "", continuous_update=False,
+                                 layout=w.Layout(width="220px"), tooltip=p.doc)
             self.widget.observe(self._from_widget, "value")
             self.text = None
             return [self.widget]
@@ -102,6 +111,8 @@ class ParamControl(w.VBox):
         p = self.param
         if p.type == "box":
             return self._box_value()
+        if p.type == "string" and not p.choices:
+            return None if (self.widget.value == "" and p.nullable) else self.widget.value
         if self.widget is not None and p.type in ("boolean", "string"):
             return self.widget.value
         return self._parse(self.text.value)
@@ -115,6 +126,8 @@ class ParamControl(w.VBox):
                 vals = value if value is not None else [None] * 4
                 for b, v in zip(self.boxes, vals):
                     b.value = "" if v is None else str(v)
+            elif p.type == "string" and not p.choices:
+                self.widget.value = "" if value is None else str(value)
             elif p.type in ("boolean", "string"):
                 self.widget.value = value
             else:
@@ -146,15 +159,19 @@ class ParamControl(w.VBox):
         return number
 
     def _box_value(self):
+        """None (all empty), four whole numbers, or the texts as typed (for the message)."""
         texts = [b.value.strip() for b in self.boxes]
         if all(t == "" for t in texts):
             return None
         out = []
         for t in texts:
             try:
-                out.append(int(float(t)))
+                number = float(t)
             except ValueError:
                 return texts
+            if not (math.isfinite(number) and number.is_integer()):
+                return texts
+            out.append(int(number))
         return out
 
     # -- events ----------------------------------------------------------------
@@ -164,6 +181,9 @@ class ParamControl(w.VBox):
 
     def _from_widget(self, change):
         if self._muted:
+            return
+        if self.param.type == "string" and not self.param.choices:
+            self._emit(self.value)
             return
         if self.text is not None:
             self._muted = True
@@ -187,8 +207,14 @@ class ParamControl(w.VBox):
         self._emit(value)
 
     def _from_boxes(self, change):
-        if not self._muted:
-            self._emit(self._box_value())
+        if self._muted:
+            return
+        texts = [b.value.strip() for b in self.boxes]
+        if any(t == "" for t in texts) and not all(t == "" for t in texts):
+            # the box is being typed field by field: wait until it is whole
+            self.show_error("give all of x0, x1, y0, y1 (or none, for the whole image)")
+            return
+        self._emit(self._box_value())
 
 
 def make_controls(spec, params, on_change):

@@ -33,6 +33,18 @@ PROGRESSIVE_PIXELS = 32 * 2**20
 _EMPTY_PNG = None
 
 
+#: One Layout shared by every image widget the views make (a new Image per
+#: rendering; closing an Image leaves its Layout alive, so they must not own one).
+_IMAGE_LAYOUT = None
+
+
+def _png_widget(png):
+    global _IMAGE_LAYOUT
+    if _IMAGE_LAYOUT is None:
+        _IMAGE_LAYOUT = w.Layout()
+    return w.Image(value=png, format="png", layout=_IMAGE_LAYOUT)
+
+
 def _empty_png():
     global _EMPTY_PNG
     if _EMPTY_PNG is None:
@@ -165,9 +177,9 @@ class ImageView(w.VBox):
         self.x_scale = bq.LinearScale(min=0.0, max=1.0, allow_padding=False)
         self.y_scale = bq.LinearScale(min=0.0, max=1.0, allow_padding=False)
         scales = {"x": self.x_scale, "y": self.y_scale}
-        self.mark = bq.Image(image=w.Image(value=_empty_png(), format="png"), scales=scales,
+        self.mark = bq.Image(image=_png_widget(_empty_png()), scales=scales,
                              x=[0, 1], y=[0, 1])
-        self.segment_mark = bq.Image(image=w.Image(value=_empty_png(), format="png"),
+        self.segment_mark = bq.Image(image=_png_widget(_empty_png()),
                                      scales=scales, x=[0, 1], y=[0, 1], visible=False)
         self._size_scale = bq.LinearScale(min=0.0, max=1.0)
         self._color_scale = bq.ColorScale(scheme="viridis")
@@ -451,13 +463,13 @@ class ImageView(w.VBox):
             ex0, ex1, ey0, ey1 = result.extent or (0, 1, 0, 1)
             with self.figure.hold_sync():
                 old = self.mark.image
-                self.mark.image = w.Image(value=result.png or _empty_png(), format="png")
+                self.mark.image = _png_widget(result.png or _empty_png())
                 self.mark.x = [ex0, ex1]
                 self.mark.y = [ey0, ey1]
                 old.close()
                 old_seg = self.segment_mark.image
                 if seg_png is not None:
-                    self.segment_mark.image = w.Image(value=seg_png, format="png")
+                    self.segment_mark.image = _png_widget(seg_png)
                     self.segment_mark.x = [ex0, ex1]
                     self.segment_mark.y = [ey0, ey1]
                     old_seg.close()
@@ -649,7 +661,7 @@ class _Colorbar(w.VBox):
     def __init__(self, width):
         self.scale = bq.LinearScale(min=0.0, max=1.0, allow_padding=False)
         ys = bq.LinearScale(min=0.0, max=1.0)
-        self.mark = bq.Image(image=w.Image(value=_empty_png(), format="png"),
+        self.mark = bq.Image(image=_png_widget(_empty_png()),
                              scales={"x": self.scale, "y": ys}, x=[0, 1], y=[0, 1])
         axis = bq.Axis(scale=self.scale, num_ticks=6, tick_format=".3g")
         self.figure = bq.Figure(marks=[self.mark], axes=[axis], padding_x=0, padding_y=0,
@@ -672,7 +684,7 @@ class _Colorbar(w.VBox):
     def show(self, png, limits):
         with self.figure.hold_sync():
             old = self.mark.image
-            self.mark.image = w.Image(value=png, format="png")
+            self.mark.image = _png_widget(png)
             old.close()
             self.scale.min, self.scale.max = float(limits[0]), float(limits[1])
             self.mark.x = [float(limits[0]), float(limits[1])]
