@@ -26,7 +26,8 @@ CHAIN = [("background_subtraction", {"box_size": 32}),
 def test_registry_lists_research_document_vocabulary():
     reg = {a["name"]: a for a in algorithms()}
     assert list(reg) == ["background_subtraction", "noise_reduction", "enhancement",
-                         "source_detection", "statistics", "aperture_photometry"]
+                         "source_detection", "statistics", "aperture_photometry",
+                         "psf_photometry"]
     bg = reg["background_subtraction"]["parameters"]
     assert {"box_size", "filter_size", "sigma_clip"} <= set(bg)
     assert bg["box_size"] == {**bg["box_size"], "type": "integer", "default": 50}
