@@ -22,6 +22,11 @@ beyond needs the instrument's encircled energy, which the data cannot give.
 a PSF file large enough carries it; without either, fluxes are within
 ``reference_radius`` and the stage says so.
 
+Bad pixels: besides the image's mask (DO_NOT_USE, NaN), pixels the DQ flags
+SATURATED, HOT or WARM are left out of the fits (``mask_hot_pixels``): JWST
+cal files leave hot pixels in the data, and one beside a star hides it from
+the finder and biases its fit.
+
 Two small pieces of shared state live here, both for the widgets: a bounded
 memo of built PSFs (a fitting parameter change re-fits without rebuilding
 the ePSF), and :data:`PROGRESS`, where a running fit reports how far it is.
@@ -43,6 +48,8 @@ __all__ = ["PSF_PHOTOMETRY", "psf_photometry_stage", "read_psf_file", "read_ee_t
            "parse_ids", "format_ids", "PROGRESS", "ProgressHub"]
 
 STAGE = "psf_photometry"
+#: JWST DQ bits of pixels a PSF fit leaves out besides DO_NOT_USE (SATURATED, HOT, WARM).
+FIT_DQ_BITS = 2 | 2048 | 4096
 
 
 # -- shared state for the widgets -----------------------------------------------------
@@ -112,7 +119,8 @@ _PSF_MEMO = _Memo()
 #: The parameters that decide the PSF (the others only change the fit).
 PSF_PARAMS = ("psf_model", "psf_file", "stamp_size", "oversampling", "smoothing",
               "epsf_iterations", "subtract_neighbours", "min_snr", "max_snr", "peak_max",
-              "min_separation", "max_stars", "exclude_stars", "include_stars")
+              "min_separation", "max_stars", "exclude_stars", "include_stars",
+              "mask_hot_pixels")
 
 
 # -- ids as text ----------------------------------------------------------------------
@@ -251,7 +259,7 @@ def psf_photometry_stage(image, products, *, psf_model, psf_file, stamp_size, ov
                          peak_max, min_separation, max_stars, exclude_stars, include_stars,
                          fit_shape, group_separation, mode, maxiters, threshold_sigma,
                          local_background, annulus_inner, annulus_outer, aperture_correction,
-                         reference_radius, ee_table, region):
+                         reference_radius, ee_table, region, mask_hot_pixels):
     """The ``psf_photometry`` stage (see the module's docstring)."""
     from ..processing import psf as P
 
@@ -262,6 +270,13 @@ def psf_photometry_stage(image, products, *, psf_model, psf_file, stamp_size, ov
     data, mask, error = image.data, image.mask, image.error
     rms = _background_rms(products)
     messages = []
+    dq = image.meta.get("dq")
+    if mask_hot_pixels and dq is not None and np.shape(dq) == data.shape:
+        flagged = (np.asarray(dq).astype(np.int64) & FIT_DQ_BITS) != 0
+        if flagged.any():
+            mask = mask | flagged
+            messages.append(f"{int(flagged.sum())} pixels flagged hot, warm or saturated "
+                            "left out")
     if rms is None:
         messages.append("no background stage before: the image is taken as "
                         "background-subtracted")
@@ -281,7 +296,7 @@ def psf_photometry_stage(image, products, *, psf_model, psf_file, stamp_size, ov
     elif psf_model == "file" and file_build is not None and file_build.kind == "image":
         half = (file_build.image.shape[0] - 1) / (2 * file_build.oversampling)
         if half >= 1.5 * reference_radius:
-            radii = np.linspace(0.5, half, 200)
+            radii = np.linspace(0.5, half, 40)
             ee = (radii, file_build.encircled_energy(radii))
 
     def progress(done, total):
@@ -371,6 +386,7 @@ PSF_PHOTOMETRY = StageSpec(
     outputs=("catalog", "model", "residual", "psf", "psf_stars"),
     needs=("catalog",),
     uses=("background_rms",),
+    preview=False,  # a PSF fit on a binned frame (an undersampled PSF) tells nothing
     params=[
         Param("psf_model", "string", "epsf", choices=("epsf", "gaussian", "moffat", "file"),
               expensive=True,
@@ -379,7 +395,7 @@ PSF_PHOTOMETRY = StageSpec(
               doc="psf_model 'file': a FITS PSF image (OVERSAMP keyword) or STPSF/STDPSF grid"),
         Param("stamp_size", "integer", 25, min=7, max=201, step=2, odd=True, unit="px",
               expensive=True, doc="side of the PSF star cut-outs and of the ePSF"),
-        Param("oversampling", "integer", 4, min=1, max=8, step=1, expensive=True,
+        Param("oversampling", "integer", 3, min=1, max=8, step=1, expensive=True,
               doc="ePSF samples per pixel"),
         Param("smoothing", "string", "quadratic", choices=("quartic", "quadratic", "none"),
               expensive=True, doc="ePSF smoothing kernel at each build iteration"),
@@ -395,7 +411,8 @@ PSF_PHOTOMETRY = StageSpec(
               doc="PSF stars: drop those with a pixel above this (saturation; empty: none)"),
         Param("min_separation", "float", None, min=0.0, max=500.0, step=0.5, unit="px",
               nullable=True, expensive=True,
-              doc="PSF stars: the least distance to another source (empty: stamp_size)"),
+              doc="PSF stars: the least distance to another source (empty: half of "
+                  "stamp_size with subtract_neighbours, else stamp_size)"),
         Param("max_stars", "integer", 100, min=1, max=2000, step=1, expensive=True,
               doc="PSF stars: at most this many, the brightest"),
         Param("exclude_stars", "string", "", expensive=True,
@@ -426,6 +443,8 @@ PSF_PHOTOMETRY = StageSpec(
         Param("ee_table", "string", None, nullable=True,
               doc="encircled-energy table (radius in px, ee) for the light beyond "
                   "reference_radius (empty: fluxes are within reference_radius)"),
+        Param("mask_hot_pixels", "boolean", True, expensive=True,
+              doc="leave out pixels the DQ flags hot, warm or saturated (not only DO_NOT_USE)"),
         Param("region", "box", None, nullable=True,
               doc="[x0, x1, y0, y1]: fit only the sources in this box (a preview)"),
     ],

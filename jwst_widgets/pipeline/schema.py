@@ -214,6 +214,10 @@ class StageSpec:
         The products it makes, for the registry.
     needs : tuple of str
         Products an earlier stage must make (``("catalog",)``).
+    preview : bool
+        Whether the stage runs in the builder's reduced-resolution previews
+        (False for fits that mean nothing on a binned image, such as a PSF fit
+        of an undersampled PSF).
     uses : tuple of str
         Products of earlier stages the function may read (``needs`` and
         optional ones such as ``background_rms``). The function is given
@@ -231,6 +235,7 @@ class StageSpec:
     outputs: tuple = ()
     needs: tuple = ()
     uses: tuple = ()
+    preview: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "params", tuple(self.params))

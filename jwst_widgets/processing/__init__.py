@@ -11,6 +11,8 @@ module          what
 ``stats``       robust statistics (:func:`robust_statistics`)
 ``photometry``  aperture photometry (:func:`aperture_photometry`)
 ``display``     the image view's display path (:func:`render`)
+``psf``         PSF photometry: ePSF, fitting, aperture corrections
+                (:func:`psf_photometry`)
 =============== ============================================================
 
 The names below are imported from their modules on first use, so importing
@@ -32,6 +34,10 @@ _NAMES = {
     "FLAG_PARTIAL": "photometry", "FLAG_MASKED": "photometry",
     "FLAG_NO_BACKGROUND": "photometry",
     "render": "display",
+    "select_psf_stars": "psf", "build_epsf": "psf", "analytic_psf": "psf", "image_psf": "psf",
+    "fit_psf": "psf", "measure_psf_aperture_correction": "psf", "psf_photometry": "psf",
+    "encircled_energy": "psf", "psf_fwhm": "psf", "PSFBuild": "psf", "PSFFit": "psf",
+    "PSFPhotometryResult": "psf",
 }
 
 __all__ = sorted(_NAMES)

@@ -100,6 +100,7 @@ class PipelineBuilder(w.VBox):
 
         self.panels = [StagePanel(self, s) for s in self.pipeline.stages]
         self._build_layout()
+        self._attach_extra_panels()
         if image is not None:
             self.load(image)
 
@@ -200,7 +201,9 @@ class PipelineBuilder(w.VBox):
         from .sky import add_sky_tab  # the sky view itself is made when its tab is shown
         self.sky_tab = add_sky_tab(self)
         main = w.HBox([left, right, self.compare_box], layout=w.Layout(flex_flow="row wrap"))
-        super().__init__([loader, main, self.tabs])
+        self.stage_extras = {}
+        self.extras_box = w.VBox([])  # always visible: extra panels hold bqplot figures
+        super().__init__([loader, main, self.extras_box, self.tabs])
         self.add_class("jw-pipeline-builder")
         self._refresh_choices()
 
@@ -281,7 +284,11 @@ class PipelineBuilder(w.VBox):
 
     # -- the chain: public API mirrored by the controls ----------------------------------------
     def add_stage(self, name, index=None, **params):
-        """Add a stage (validated); returns its panel."""
+        """Add a stage (validated); returns its panel.
+
+        Stages with a panel of their own (``psf_photometry``: the PSF panel)
+        bring it along, shown under the image view.
+        """
         i = self.pipeline.add(name, index=index, **params)
         try:
             self._check_chain()
@@ -293,8 +300,20 @@ class PipelineBuilder(w.VBox):
         panel = StagePanel(self, stage)
         self.panels.insert(i, panel)
         self._sync_panels()
+        self._attach_extra_panels()
         self._request_run(reason=f"add {name}")
         return panel
+
+    def _attach_extra_panels(self):
+        """Show the extra panel of each stage that has one (see STAGE_PANELS)."""
+        from . import STAGE_PANELS
+        for name, factory in STAGE_PANELS.items():
+            present = any(p.name == name for p in self.panels)
+            if present and name not in self.stage_extras:
+                self.stage_extras[name] = factory(self)
+            elif not present and name in self.stage_extras:
+                self.stage_extras.pop(name).close()
+        self.extras_box.children = list(self.stage_extras.values())
 
     def remove_stage(self, i):
         """Remove stage ``i``."""
@@ -306,6 +325,7 @@ class PipelineBuilder(w.VBox):
         panel = self.panels.pop(i)
         panel.close()
         self._sync_panels()
+        self._attach_extra_panels()
         self._request_run(reason="remove")
 
     def move_stage(self, i, j):
@@ -438,7 +458,7 @@ class PipelineBuilder(w.VBox):
                         floor = max(p.min or 0, min(p.preview_min or 0, s.params[p.name]))
                         v = p.validate(max(floor, v))
                     params[p.name] = v
-                stages.append((s.name, params, s.enabled))
+                stages.append((s.name, params, s.enabled and s.spec.preview))
             pipe.set_stages(stages)
             result = pipe.run(small, cancel=lambda: self._superseded(gen))
         except (Cancelled, InputError):
@@ -663,6 +683,7 @@ class PipelineBuilder(w.VBox):
         self.pipeline = new
         self.panels = [StagePanel(self, s) for s in new.stages]
         self._sync_panels()
+        self._attach_extra_panels()
         self._request_run(reason="recipe")
 
     def export_recipe(self, path):
