@@ -32,8 +32,10 @@ def _cmd_algorithms(args):
 
 
 def _cmd_run(args):
+    import os
+
     from .errors import InputError
-    from .pipeline.batch import expand_inputs, run_batch
+    from .pipeline.batch import SUMMARY_NAME, expand_inputs, run_batch
 
     try:
         files = expand_inputs(args.files)
@@ -43,13 +45,18 @@ def _cmd_run(args):
     except InputError as exc:
         print(f"jwst-widgets run: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    failed = [row for row in summary if row["status"] == "failed"]
-    counts = {s: sum(1 for r in summary if r["status"] == s) for s in ("done", "skipped", "failed")}
+    except KeyboardInterrupt:
+        print(f"jwst-widgets run: interrupted; the files not finished are listed as failed in "
+              f"{os.path.join(args.outdir, SUMMARY_NAME)}. Run the same command again to "
+              "resume: finished files are skipped.", file=sys.stderr)
+        return 130  # what a shell reports for Ctrl-C
+    counts = {s: int((summary["status"] == s).sum()) for s in ("done", "skipped", "failed")}
     print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
-          f"-> {args.outdir}")
-    for row in failed:
-        print(f"  failed: {row['file']}: {row['message']}", file=sys.stderr)
-    return EXIT_FAILED_FILES if failed else EXIT_OK
+          f"-> {os.path.join(args.outdir, SUMMARY_NAME)}")
+    for row in summary:
+        if row["status"] == "failed":
+            print(f"  failed: {row['file']}: {row['message']}", file=sys.stderr)
+    return EXIT_FAILED_FILES if counts["failed"] else EXIT_OK
 
 
 def build_parser():

@@ -15,6 +15,7 @@ import datetime
 import glob
 import logging
 import os
+import re
 import sys
 import time
 import uuid
@@ -358,26 +359,37 @@ def _failed_row(file, message):
             "message": message}
 
 
-def _row_of(future, file):
-    """The summary row of a finished task (its result, or why it has none)."""
+def _row_of(future, file, *, wait=0.5):
+    """The summary row of a finished task, or None while its result is not to be had.
+
+    A result held by a worker that has since died is computed again; its
+    future is then pending once more, and the row waits for it.
+    """
     from distributed import KilledWorker
 
     name = os.path.basename(file)
     status = future.status
-    try:
-        if status == "finished":
-            return dict(future.result())
-        if status == "error":
-            exc = future.exception()
-            if isinstance(exc, KilledWorker):
-                return _failed_row(file, f"{name}: the Dask worker running it died "
-                                         f"{exc.allowed_failures + 1} times (killed, or out "
-                                         "of memory: give each worker more memory)")
-            return _failed_row(file, f"{name}: {type(exc).__name__}: {exc}")
-        return _failed_row(file, f"{name}: the task was cancelled (the scheduler lost it "
-                                 "or was shut down)")
-    except Exception as exc:  # the result could not be fetched
-        return _failed_row(file, f"{name}: the result was lost ({type(exc).__name__}: {exc})")
+    if status == "finished":
+        try:
+            return dict(future.result(timeout=wait))
+        except TimeoutError:
+            return None
+        except Exception as exc:  # the result could not be fetched
+            if future.status != "finished":
+                return None
+            return _failed_row(file, f"{name}: the result was lost ({type(exc).__name__}: "
+                                     f"{exc})")
+    if status == "error":
+        exc = future.exception()
+        if isinstance(exc, KilledWorker):
+            return _failed_row(file, f"{name}: the Dask worker running it died "
+                                     f"{exc.allowed_failures + 1} times (killed, or out of "
+                                     "memory: give each worker more memory)")
+        return _failed_row(file, f"{name}: {type(exc).__name__}: {exc}")
+    if status == "cancelled":
+        return _failed_row(file, f"{name}: the task was cancelled (the scheduler lost it or "
+                                 "was shut down)")
+    return None
 
 
 def _tidy(row, file, outdir, abs_outdir):
@@ -390,28 +402,121 @@ def _tidy(row, file, outdir, abs_outdir):
             "outputs": ";".join(outputs), "message": str(row.get("message") or "")}
 
 
-def _read_catalog(path):
-    from astropy.table import QTable
-    return QTable.read(path, format="ascii.ecsv")
+_TOP_KEY = re.compile(r"^# [A-Za-z_]+:")
 
 
-def _stack(catalogs):
-    """Every file's catalog in one table, with a first column ``file``."""
+def _ecsv_parts(text):
+    """Split ECSV text: (its columns' declaration, header lines, names line, data lines)."""
+    lines = text.splitlines()
+    n = 0
+    while n < len(lines) and lines[n].startswith("#"):
+        n += 1
+    header, body = lines[:n], lines[n:]
+    if not header or not header[0].startswith("# %ECSV") or not body:
+        raise ValueError("not an ECSV table")
+    declaration, keep = [], False
+    for line in header[2:]:
+        if _TOP_KEY.match(line):
+            keep = line.startswith(("# datatype:", "# delimiter:"))
+        if keep:
+            declaration.append(line)
+    return "\n".join(declaration), header, body[0], body[1:]
+
+
+def _ecsv_head(table, meta):
+    """The ECSV header and names line of ``table`` (its rows are not written)."""
+    import io
+
+    table = table[:0]
+    table.meta.clear()
+    table.meta.update(meta)
+    out = io.StringIO()
+    table.write(out, format="ascii.ecsv")
+    return out.getvalue()
+
+
+def _stack_lines(catalogs, meta):
+    """The stacked catalog as ECSV lines, copying each file's data lines; None if not possible.
+
+    Possible when every catalog declares the same columns in the same order (one
+    recipe: the usual case). No number is parsed or formatted again.
+    """
+    import csv
+    import io
+
     import numpy as np
-    from astropy.table import QTable, vstack
+    from astropy.table import QTable
 
-    if not catalogs:
-        return QTable({"file": np.array([], dtype=str)})
-    tables = []
-    for file, table in catalogs:
-        table = QTable(table, copy=False)
-        table.add_column(np.full(len(table), file, dtype=f"U{max(len(file), 1)}"), name="file",
-                         index=0)
-        tables.append(table)
-    try:
-        return vstack(tables, join_type="outer", metadata_conflicts="silent")
-    except Exception:  # columns that cannot be filled in (mixins): keep the common ones
-        return vstack(tables, join_type="inner", metadata_conflicts="silent")
+    parts = [(file, _ecsv_parts(text)) for file, text in catalogs]
+    declaration, header, names, _ = parts[0][1]
+    if any(p[0] != declaration or p[2] != names for _, p in parts):
+        return None
+    match = re.search(r"^# delimiter: '(.)'", "\n".join(header), re.M)
+    delimiter = match.group(1) if match else " "
+    table = QTable.read("\n".join(header + [names]), format="ascii.ecsv")
+    table.add_column(np.array([], dtype=str), name="file", index=0)
+    head = _ecsv_head(table, meta)
+    if not head.rstrip("\n").endswith(f"file{delimiter}{names}"):
+        return None
+
+    def lines():
+        yield head
+        for file, (_, _, _, rows) in parts:
+            quoted = io.StringIO()
+            csv.writer(quoted, delimiter=delimiter, lineterminator="").writerow([file])
+            prefix = quoted.getvalue() + delimiter
+            for row in rows:
+                yield prefix + row + "\n"
+
+    return lines()
+
+
+def _write_catalog_all(catalogs, path, meta):
+    """Write every file's catalog stacked, with a first column ``file``, as ECSV.
+
+    ``catalogs`` is a list of ``(file, ECSV text)``. Catalogs that declare
+    different columns are read and stacked by astropy: a column missing from
+    some files is masked in their rows, and a column whose unit differs
+    between files is stacked without a unit (``meta["unit_conflicts"]`` says
+    which unit each file had).
+    """
+    import numpy as np
+    from astropy.table import Table, vstack
+
+    from ..io.write import atomic_write
+
+    lines = _stack_lines(catalogs, meta) if catalogs else None
+    if lines is None:
+        tables, units = [], {}
+        for file, text in catalogs:
+            table = Table.read(text, format="ascii.ecsv")
+            for col in table.itercols():
+                units.setdefault(col.name, {})[file] = None if col.unit is None else str(col.unit)
+            table.add_column(np.full(len(table), file), name="file", index=0)
+            tables.append(table)
+        conflicts = {name: by_file for name, by_file in units.items()
+                     if len(set(by_file.values())) > 1}
+        for table in tables:
+            for name in conflicts:
+                if name in table.colnames:
+                    table[name].unit = None
+        if tables:
+            try:
+                table = vstack(tables, join_type="outer", metadata_conflicts="silent")
+            except (TypeError, ValueError, NotImplementedError):  # mixins that cannot be masked
+                table = vstack(tables, join_type="inner", metadata_conflicts="silent")
+                meta = {**meta, "note": "only the columns every file has"}
+        else:
+            table = Table({"file": np.array([], dtype=str)})
+        table.meta.clear()
+        table.meta.update(meta)
+        if conflicts:
+            table.meta["unit_conflicts"] = conflicts
+        with atomic_write(path, "w") as fh:
+            table.write(fh, format="ascii.ecsv")
+        return
+    with atomic_write(path, "w") as fh:
+        fh.writelines(lines)
 
 
 def _summary_table(rows, meta):
@@ -538,79 +643,183 @@ def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=
     client, cluster, close_client = _connect(scheduler, workers, len(files),
                                              dashboard_address=dashboard_address,
                                              retries=retries, timeout=timeout)
-    started = datetime.datetime.now(datetime.timezone.utc)
-    t0 = time.perf_counter()
-    rows = [None] * len(files)
-    catalogs = {}
-    n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
-    address = client.scheduler.address
-    dashboard = _dashboard(client)
-    bar = _Progress(len(files), enabled=progress,
-                    about=f"Dask: {n_workers} worker(s) at {address}", link=dashboard)
-    futures = []
+    run = None
     try:
-        os.makedirs(abs_outdir, exist_ok=True)
-        _remove_partial(abs_outdir)
-        token = uuid.uuid4().hex[:10]
-        from .outputs import process_file
-        futures = [client.submit(process_file, recipe_dict, path, abs_outdir,
-                                 overwrite=bool(overwrite), key=f"jwst-batch-{token}-{i}",
-                                 pure=False)
-                   for i, path in enumerate(abs_files)]
-        index = {f.key: i for i, f in enumerate(futures)}
-        _collect(client, futures, index, files, abs_files, rows, catalogs, outdir_given,
-                 abs_outdir, bar)
+        run = _Run(client, recipe_dict, files, abs_files, outdir_given, abs_outdir,
+                   progress=progress, local_cluster=cluster)
+        run.submit(overwrite=bool(overwrite))
+        run.collect()
     except KeyboardInterrupt:
-        with contextlib.suppress(Exception):
-            client.cancel([f for f in futures if not f.done()], force=True)
+        if run is not None:
+            run.cancel()
         raise
     finally:
-        futures = []
         with contextlib.suppress(Exception):
             if close_client:
                 client.close()
             if cluster is not None:
                 cluster.close()
-        _remove_partial(abs_outdir)
-        for i, row in enumerate(rows):
-            if row is None:
-                rows[i] = _failed_row(files[i], f"{os.path.basename(files[i])}: not reported "
-                                                "finished when the batch was interrupted (run "
-                                                "it again to resume)")
-        meta = {"recipe": recipe_dict, "outdir": outdir_given, "scheduler": address,
-                "n_workers": n_workers, "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "seconds": round(time.perf_counter() - t0, 3)}
-        summary = _summary_table(rows, meta)
-        if os.path.isdir(abs_outdir):
-            _write_table(summary, os.path.join(abs_outdir, SUMMARY_NAME))
-            stacked = _stack([catalogs[i] for i in sorted(catalogs)])
-            stacked.meta.update({"recipe": recipe_dict, "files": len(catalogs)})
-            _write_table(stacked, os.path.join(abs_outdir, CATALOG_NAME))
-        bar.close()
+        if run is not None:
+            summary = run.finish()
     return summary
 
 
-def _collect(client, futures, index, files, abs_files, rows, catalogs, outdir, abs_outdir, bar):
-    """Gather the rows as tasks finish; read each file's catalog meanwhile."""
-    from distributed import as_completed
+class _Run:
+    """One batch on a connected client: submit, gather the rows, write the batch's tables."""
 
-    pending = as_completed(futures, loop=client.loop)
-    while not pending.is_empty():
-        if not pending.has_ready():
+    def __init__(self, client, recipe, files, abs_files, outdir, abs_outdir, *, progress,
+                 local_cluster=None):
+        self.client = client
+        self.recipe = recipe
+        self.files = files            # as the user named them (the summary shows these)
+        self.abs_files = abs_files    # as the workers open them
+        self.outdir = outdir
+        self.abs_outdir = abs_outdir
+        self.local_cluster = local_cluster
+        self.rows = [None] * len(files)
+        self.catalogs = {}
+        self.futures = []
+        self.started = datetime.datetime.now(datetime.timezone.utc)
+        self.t0 = time.perf_counter()
+        self.address = client.scheduler.address
+        self.n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        self.bar = _Progress(len(files), enabled=progress,
+                             about=f"Dask: {self.n_workers} worker(s) at {self.address}",
+                             link=_dashboard(client))
+
+    def submit(self, *, overwrite):
+        from .outputs import process_file
+
+        os.makedirs(self.abs_outdir, exist_ok=True)
+        _remove_partial(self.abs_outdir)
+        token = uuid.uuid4().hex[:10]
+        self.futures = [self.client.submit(process_file, self.recipe, path, self.abs_outdir,
+                                           overwrite=overwrite, key=f"jwst-batch-{token}-{i}",
+                                           pure=False)
+                        for i, path in enumerate(self.abs_files)]
+        self.index = {f.key: i for i, f in enumerate(self.futures)}
+
+    def collect(self):
+        """Gather the rows as tasks finish.
+
+        Never blocks on one task: the loop keeps the progress bar and, for our
+        own cluster, the workers' watch going.
+        """
+        from distributed import as_completed
+
+        pending = as_completed(self.futures, loop=self.client.loop)
+        done = []  # tasks finished, rows not yet read
+        watch = None
+        if self.local_cluster is not None:  # ours: kept at its size
+            watch = _WorkerWatch(self.client, self.local_cluster)
+        while done or not pending.is_empty():
+            done.extend(pending.next_batch(block=False))
+            waiting = []
+            for future in done:
+                i = self.index[future.key]
+                row = _row_of(future, self.files[i])
+                if row is None:
+                    waiting.append(future)
+                else:
+                    future.release()
+                    self._add(i, row)
+            if len(waiting) < len(done):
+                done = waiting
+                continue
+            done = waiting
+            if watch is not None and watch.lost():
+                self.cancel()
+                for i, row in enumerate(self.rows):
+                    if row is None:
+                        self.rows[i] = _failed_row(self.files[i], (
+                            f"{os.path.basename(self.files[i])}: not run: the local cluster "
+                            f"lost all its workers for {watch.patience:g} s"))
+                return
             time.sleep(0.1)
-            bar.refresh()
-            continue
-        for future in pending.next_batch(block=False):
-            i = index[future.key]
-            row = _tidy(_row_of(future, files[i]), files[i], outdir, abs_outdir)
-            future.release()
-            if row["status"] in ("done", "skipped") and row["n_sources"] >= 0:
-                path = output_paths(abs_files[i], abs_outdir)["catalog"]
-                try:
-                    catalogs[i] = (files[i], _read_catalog(path))
-                except Exception as exc:
-                    row["message"] = "; ".join(filter(None, [
-                        row["message"], f"its catalog could not be read for {CATALOG_NAME} "
-                                        f"({type(exc).__name__}: {exc})"]))
-            rows[i] = row
-            bar.add(row["status"])
+            self.bar.refresh()
+
+    def _add(self, i, row):
+        row = _tidy(row, self.files[i], self.outdir, self.abs_outdir)
+        if row["status"] in ("done", "skipped") and row["n_sources"] >= 0:
+            self.catalogs[i] = output_paths(self.abs_files[i], self.abs_outdir)["catalog"]
+        self.rows[i] = row
+        self.bar.add(row["status"])
+
+    def cancel(self):
+        with contextlib.suppress(Exception):
+            self.client.cancel([f for f in self.futures if not f.done()], force=True)
+
+    def finish(self):
+        """Write ``batch_summary.ecsv`` and ``catalog_all.ecsv``; return the summary."""
+        self.futures = []
+        _remove_partial(self.abs_outdir)
+        for i, row in enumerate(self.rows):
+            if row is None:
+                self.rows[i] = _failed_row(self.files[i], (
+                    f"{os.path.basename(self.files[i])}: not reported finished when the "
+                    "batch was interrupted (run it again to resume)"))
+        meta = {"recipe": self.recipe, "outdir": self.outdir, "scheduler": self.address,
+                "n_workers": self.n_workers,
+                "started": self.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "seconds": round(time.perf_counter() - self.t0, 3)}
+        if os.path.isdir(self.abs_outdir):
+            self._write_catalog_all()
+        summary = _summary_table(self.rows, meta)
+        if os.path.isdir(self.abs_outdir):
+            _write_table(summary, os.path.join(self.abs_outdir, SUMMARY_NAME))
+        self.bar.close()
+        return summary
+
+    def _write_catalog_all(self):
+        catalogs = []
+        for i in sorted(self.catalogs):
+            try:
+                with open(self.catalogs[i], encoding="utf-8") as fh:
+                    text = fh.read()
+                _ecsv_parts(text)
+            except (OSError, ValueError) as exc:
+                row = self.rows[i]
+                row["message"] = "; ".join(filter(None, [
+                    row["message"], f"its catalog is left out of {CATALOG_NAME} "
+                                    f"({type(exc).__name__}: {exc})"]))
+                continue
+            catalogs.append((self.files[i], text))
+        _write_catalog_all(catalogs, os.path.join(self.abs_outdir, CATALOG_NAME),
+                           {"recipe": self.recipe, "files": len(catalogs)})
+
+
+class _WorkerWatch:
+    """Keeps our local cluster at its size, and notices when it has no workers left.
+
+    A worker that dies is restarted by its nanny; but when the restart takes
+    longer than ``distributed.deploy.lost-worker-timeout`` (a loaded machine),
+    the cluster drops that worker for good. Asking for the cluster's size again
+    brings it back.
+    """
+
+    patience = 120.0  # seconds without any worker before the batch gives up
+    every = 2.0
+
+    def __init__(self, client, cluster):
+        self.client = client
+        self.cluster = cluster
+        self.size = len(cluster.worker_spec)
+        self._checked = 0.0
+        self._since = None
+
+    def lost(self):
+        now = time.monotonic()
+        if now - self._checked < self.every:
+            return False
+        self._checked = now
+        try:
+            if len(self.cluster.workers) < self.size:
+                self.cluster.scale(self.size)
+            n = len(self.client.nthreads())
+        except Exception:
+            n = 0
+        if n:
+            self._since = None
+            return False
+        self._since = self._since or now
+        return now - self._since > self.patience
