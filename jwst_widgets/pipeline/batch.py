@@ -545,7 +545,8 @@ def _write_table(table, path):
 
 # -- the batch --------------------------------------------------------------------
 def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=False,
-              progress=True, dashboard_address="127.0.0.1:8787", retries=2, timeout=None):
+              progress=True, dashboard_address="127.0.0.1:8787", retries=2, timeout=None,
+              on_row=None, cancel=None):
     """Run a recipe over many FITS files on Dask, one task per file.
 
     Parameters
@@ -589,6 +590,11 @@ def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=
         have a worker (default: Dask's ``distributed.comm.timeouts.connect``,
         30 s unless configured, e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``).
         A ``Client`` or cluster object is used as it is: its workers may join later.
+    on_row : callable, optional
+        ``on_row(index, row)`` as each input's row arrives (a live table).
+    cancel : threading.Event, optional
+        When set, the files not finished are cancelled and reported as
+        ``failed`` ("interrupted"); the summary is written as usual.
 
     Returns
     -------
@@ -646,7 +652,7 @@ def run_batch(recipe, files, outdir, *, scheduler=None, workers=None, overwrite=
     run = None
     try:
         run = _Run(client, recipe_dict, files, abs_files, outdir_given, abs_outdir,
-                   progress=progress, local_cluster=cluster)
+                   progress=progress, local_cluster=cluster, on_row=on_row, cancel=cancel)
         run.submit(overwrite=bool(overwrite))
         run.collect()
     except KeyboardInterrupt:
@@ -668,8 +674,10 @@ class _Run:
     """One batch on a connected client: submit, gather the rows, write the batch's tables."""
 
     def __init__(self, client, recipe, files, abs_files, outdir, abs_outdir, *, progress,
-                 local_cluster=None):
+                 local_cluster=None, on_row=None, cancel=None):
         self.client = client
+        self.on_row = on_row
+        self.cancel_event = cancel
         self.recipe = recipe
         self.files = files            # as the user named them (the summary shows these)
         self.abs_files = abs_files    # as the workers open them
@@ -713,6 +721,9 @@ class _Run:
         if self.local_cluster is not None:  # ours: kept at its size
             watch = _WorkerWatch(self.client, self.local_cluster)
         while done or not pending.is_empty():
+            if self.cancel_event is not None and self.cancel_event.is_set():
+                self.cancel()
+                return
             done.extend(pending.next_batch(block=False))
             waiting = []
             for future in done:
@@ -744,6 +755,8 @@ class _Run:
             self.catalogs[i] = output_paths(self.abs_files[i], self.abs_outdir)["catalog"]
         self.rows[i] = row
         self.bar.add(row["status"])
+        if self.on_row is not None:
+            self.on_row(i, dict(row))
 
     def cancel(self):
         with contextlib.suppress(Exception):

@@ -185,10 +185,12 @@ class PipelineBuilder(w.VBox):
         ])
         right = w.VBox([self.view, display, self.histogram])
 
+        from .batch_panel import BatchPanel
         from .mast_browser import MastBrowser
 
         self.stats_panel = StatisticsPanel(self)
         self.export_panel = ExportPanel(self)
+        self.batch_panel = BatchPanel(self)
         self.mast = MastBrowser(on_open=self._open_downloads)
         # bqplot figures are kept out of the tabs: a figure laid out while its
         # tab is hidden has no size and breaks in the front end.
