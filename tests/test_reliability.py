@@ -305,10 +305,6 @@ def test_nothing_found_is_a_zero_row_table_that_chains(frame, method, reliabilit
     assert any("no sources" in m for m in det.messages)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: psf_photometry after a detection that found nothing raises 'no PSF star qualifies "
-    "among 0 sources ... lower min_snr' instead of returning a zero-row table with its "
-    "columns and a message, as aperture_photometry does (processing/psf.py / psf stage)"))
 def test_psf_photometry_of_nothing_is_a_zero_row_table(frame):
     result = Pipeline([("background_subtraction", {"box_size": 32}),
                        ("source_detection", {"threshold_sigma": 1000.0}),

@@ -720,6 +720,13 @@ def psf_photometry(data, catalog, *, psf="epsf", psf_image=None, psf_oversamplin
 
     if psf_build is not None:
         build = psf_build
+    elif len(xy) == 0 and psf != "image":
+        # nothing to fit: no PSF can be built either; a placeholder PSF gives the
+        # zero-row table its columns, as for every other empty catalog
+        yy, xx = np.mgrid[-7:8, -7:8]
+        build = image_psf(np.exp(-(xx**2 + yy**2) / (2 * 1.0**2)), oversampling=1)
+        messages.append("no sources to fit: nothing was detected before this stage")
+        aperture_correction = "none"
     elif psf == "image":
         if psf_image is None:
             raise InputError("psf 'image' needs psf_image (a PSF image)", param="psf_image")
