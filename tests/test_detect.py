@@ -739,3 +739,339 @@ def test_splittable_labels_finds_every_split_source():
         fast = _deblend(data, segm, 5, 32, 0.0)
         np.testing.assert_array_equal(fast.data, theirs.data)
         assert fast.n_labels > segm.n_labels
+
+
+# --------------------------------------------------------------------------
+# The fast path of find_point_sources: photutils' star finders' exact
+# catalogs (rows, order, ids, values), with the peaks above the threshold
+# found directly, and the filled and convolved frame cached.
+
+def photutils_stars(method, data, threshold, fwhm, *, mask=None, **options):
+    """DAOStarFinder / IRAFStarFinder called plainly, with the finder's default cuts."""
+    from photutils.detection import DAOStarFinder, IRAFStarFinder
+    from photutils.utils.exceptions import NoDetectionsWarning
+
+    from jwst_widgets.processing.detect import DEFAULT_SHAPE_RANGES
+
+    finder = DAOStarFinder if method == "daofind" else IRAFStarFinder
+    sharp, round_ = DEFAULT_SHAPE_RANGES[method]
+    options = {"sharpness_range": sharp, "roundness_range": round_, **options}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoDetectionsWarning)
+        return finder(threshold, fwhm, **options)(data, mask=mask)
+
+
+def assert_same_catalog(ours, theirs):
+    """Exactly photutils' table: the same columns, rows, order, dtypes and values."""
+    if theirs is None:
+        assert len(ours) == 0
+        return
+    assert ours.colnames[:len(theirs.colnames)] == theirs.colnames
+    assert len(ours) == len(theirs)
+    for name in theirs.colnames:
+        a = np.asarray(getattr(ours[name], "value", ours[name]))
+        b = np.asarray(getattr(theirs[name], "value", theirs[name]))
+        assert a.dtype == b.dtype, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+        assert getattr(ours[name], "unit", None) == getattr(theirs[name], "unit", None), name
+
+
+def filled_like_ours(data, mask, fwhm):
+    """The image and mask find_point_sources hands to the finders (photutils' NaN
+    handling is not ours, so photutils is compared on the filled image)."""
+    from jwst_widgets.processing.detect import _bad_pixels, _fill_bad_pixels
+
+    bad = _bad_pixels(np.asarray(data), mask)
+    sigma = max(fwhm / (2 * np.sqrt(2 * np.log(2))), 1.0)      # as find_point_sources
+    filled, unfilled = _fill_bad_pixels(np.asarray(data), bad, sigma)
+    return filled, (unfilled if unfilled.any() else None)
+
+
+@pytest.fixture(scope="module")
+def nircam_subtracted(nircam):
+    truth = nircam.truth
+    data = (nircam.image.data - truth.sky - truth.stripes).astype(np.float32)
+    rms = float(np.mean(truth.noise_rms[np.isfinite(truth.noise_rms)]))
+    return data, nircam.image.mask, rms, float(truth.fwhm)
+
+
+@pytest.mark.parametrize("method", ["daofind", "iraf"])
+def test_nircam_catalogs_are_photutils(nircam_subtracted, method):
+    # A crowded frame with spikes, galaxies, a NaN border and cosmic rays; a
+    # threshold sweep (the first call fills and convolves, the next reuse it)
+    # and an FWHM change.
+    from jwst_widgets.processing.detect import _PREPARED
+
+    data, mask, rms, fwhm = nircam_subtracted
+    _PREPARED.clear()
+    for k, f in ((3.0, fwhm), (5.0, fwhm), (10.0, fwhm), (5.0, 1.5 * fwhm)):
+        ours = find_point_sources(data, threshold=k * rms, fwhm=f, method=method, mask=mask)
+        filled, search_mask = filled_like_ours(data, mask, f)
+        theirs = photutils_stars(method, filled, k * rms, f, mask=search_mask)
+        assert len(ours) > 100
+        assert_same_catalog(ours, theirs)
+    assert len(_PREPARED) == 2                  # one entry per FWHM
+
+
+@pytest.mark.parametrize("method", ["daofind", "iraf"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_noise_only_catalogs_are_photutils(method, dtype):
+    # Thousands of noise peaks above a low threshold: the peaks photutils
+    # checks one by one.
+    noise = np.random.default_rng(21).normal(0.0, 1.0, (400, 300)).astype(dtype)
+    for k in (1.0, 2.5, 4.0):
+        ours = find_point_sources(noise, threshold=k, fwhm=2.5, method=method,
+                                  sharpness_range=(-np.inf, np.inf),
+                                  roundness_range=(-np.inf, np.inf))
+        theirs = photutils_stars(method, noise, k, 2.5, sharpness_range=(-np.inf, np.inf),
+                                 roundness_range=(-np.inf, np.inf))
+        if k == 1.0:
+            assert len(ours) > 500
+        assert_same_catalog(ours, theirs)
+
+
+def edge_field(shape=(96, 128), seed=4):
+    """Stars on the edges and corners (some centred outside), ties, and noise."""
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    yy, xx = np.mgrid[:ny, :nx]
+    image = np.round(rng.normal(0.0, 1.0, shape) * 4) / 4    # quantised: ties
+    spots = [(-0.6, -0.4), (0, 40), (0.3, ny - 1), (nx - 1, 0), (nx - 0.5, ny - 0.6),
+             (20, 1.2), (nx - 2, 50), (64, ny - 1.5), (64, 48), (70, 50), (33.5, 33.5)]
+    for i, (x0, y0) in enumerate(spots):
+        image += (20 + 15 * i) * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 1.2 ** 2))
+    image[10:13, 100:103] = 30.0                               # a flat-topped source
+    return image
+
+
+@pytest.mark.parametrize("method", ["daofind", "iraf"])
+@pytest.mark.parametrize("options", [
+    {},
+    {"exclude_border": True},
+    {"n_brightest": 5},
+    {"peak_max": 60.0},
+    {"sharpness_range": (0.1, 1.5), "roundness_range": (-2.0, 2.0)},
+    {"exclude_border": True, "n_brightest": 3, "peak_max": 100.0},
+])
+def test_edges_and_options_are_photutils(method, options):
+    image = edge_field()
+    for fwhm in (1.5, 2.8):
+        ours = find_point_sources(image, threshold=3.0, fwhm=fwhm, method=method, **options)
+        theirs = photutils_stars(method, image, 3.0, fwhm, **options)
+        assert_same_catalog(ours, theirs)
+    assert theirs is not None and len(theirs) >= 2
+
+
+@pytest.mark.parametrize("method", ["daofind", "iraf"])
+def test_threshold_array_and_nan_holes_are_photutils(sparse_stars, method):
+    image, _ = sparse_stars
+    rng = np.random.default_rng(8)
+    threshold = rng.uniform(3.0, 8.0, image.shape)
+    threshold[:, 400:] = np.inf              # no detection on the right
+    holed = image.astype(np.float32)
+    holed[rng.integers(0, 512, 300), rng.integers(0, 512, 300)] = np.nan
+    holed[:, :6] = np.nan                    # a NaN border, partly too wide to fill
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[200:230, 200:230] = True            # a masked block, too big to fill inside
+    ours = find_point_sources(holed, threshold=threshold, fwhm=FWHM, method=method, mask=mask)
+    filled, search_mask = filled_like_ours(holed, mask, FWHM)
+    assert search_mask is not None and search_mask[215, 215] and search_mask[100, 0]
+    theirs = photutils_stars(method, filled, threshold, FWHM, mask=search_mask)
+    assert len(ours) > 50 and np.all(ours["x_centroid"] < 402)
+    assert_same_catalog(ours, theirs)
+
+
+@pytest.mark.parametrize("shape, fwhm", [((5, 5), 1.2), ((6, 9), 1.5), ((17, 12), 3.0),
+                                         ((2, 40), 0.5)])
+@pytest.mark.parametrize("method", ["daofind", "iraf"])
+def test_tiny_images_are_photutils(shape, fwhm, method):
+    rng = np.random.default_rng(sum(shape))
+    image = rng.normal(0.0, 1.0, shape)
+    image[shape[0] // 2, shape[1] // 2] += 30.0
+    for threshold in (0.2, 2.0):
+        ours = find_point_sources(image, threshold=threshold, fwhm=fwhm, method=method,
+                                  sharpness_range=(-np.inf, np.inf),
+                                  roundness_range=(-np.inf, np.inf))
+        theirs = photutils_stars(method, image, threshold, fwhm,
+                                 sharpness_range=(-np.inf, np.inf),
+                                 roundness_range=(-np.inf, np.inf))
+        assert_same_catalog(ours, theirs)
+
+
+def odd_frame(rng):
+    """A small frame of one of several kinds that make peak finding hard."""
+    ny, nx = rng.integers(5, 90, 2)
+    kind = rng.integers(0, 4)
+    yy, xx = np.mgrid[:ny, :nx]
+    image = rng.normal(0.0, 1.0, (ny, nx))
+    if kind == 0:                                    # stars, some off the edges
+        for _ in range(rng.integers(1, 15)):
+            image += rng.uniform(3, 300) * np.exp(
+                -((xx - rng.uniform(-3, nx + 3)) ** 2 + (yy - rng.uniform(-3, ny + 3)) ** 2)
+                / (2 * rng.uniform(0.5, 3) ** 2))
+    elif kind == 1:                                  # integers: many ties
+        image = np.round(image * rng.uniform(0.5, 3)) + 10.0 * (rng.random((ny, nx)) < 0.05)
+    elif kind == 2:                                  # plateaus
+        image = np.zeros((ny, nx))
+        image[rng.integers(0, ny):, rng.integers(0, nx):] = rng.choice([1.0, 5.0, -3.0])
+        image += np.round(rng.normal(0, 1, (ny, nx))) * rng.integers(0, 2)
+    else:                                            # constant
+        image = np.full((ny, nx), rng.choice([0.0, 2.0, -1.0]))
+    return image.astype(np.float32) if rng.random() < 0.4 else image
+
+
+def test_star_finders_on_odd_frames_are_photutils():
+    # The finders' own options beyond find_point_sources' (min_separation,
+    # including 0: the kernel's footprint), radii whose footprints are
+    # off-centre, ties, plateaus, constant frames, masks, threshold arrays;
+    # through photutils' catalog classes and through the public xycoords path.
+    from photutils.detection import DAOStarFinder, IRAFStarFinder
+    from photutils.utils.exceptions import NoDetectionsWarning
+
+    from jwst_widgets.processing import _starfind
+
+    rng = np.random.default_rng(2024)
+    found = 0
+    for _ in range(120):
+        image = odd_frame(rng)
+        fwhm = float(rng.choice([0.5, 0.7, 1.1, 1.16, 1.5, 1.9, 2.3, 2.7, 3.1, 4.2, 6.3]))
+        threshold = float(rng.choice([0.05, 0.3, 1.0, 3.0, 20.0]))
+        if rng.random() < 0.2:
+            threshold = rng.uniform(0.01, 2 * threshold, image.shape)
+        mask = rng.random(image.shape) < 0.1 if rng.random() < 0.4 else None
+        options = {"exclude_border": bool(rng.random() < 0.5),
+                   "n_brightest": int(rng.integers(1, 20)) if rng.random() < 0.3 else None,
+                   "peak_max": float(rng.uniform(1, 100)) if rng.random() < 0.3 else None,
+                   "sharpness_range": None, "roundness_range": None}
+        if rng.random() < 0.3:
+            options["min_separation"] = float(rng.choice([0.0, 0.5, 1.3, 2.75, 2.9, 7.5]))
+        finder = DAOStarFinder if rng.random() < 0.5 else IRAFStarFinder
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoDetectionsWarning)
+            theirs = finder(threshold, fwhm, **options)(image, mask=mask)
+            ours = _starfind.find_stars(finder(threshold, fwhm, **options), image, mask=mask)
+            public = _starfind.find_stars(finder(threshold, fwhm, **options), image, mask=mask,
+                                          public=True)
+        assert (ours is None) == (theirs is None) == (public is None)
+        if theirs is not None:
+            assert_same_catalog(ours, theirs)
+            assert_same_catalog(public, theirs)
+            found += 1
+    assert found > 50
+
+
+@pytest.mark.parametrize("radius", [1.25, 1.5, 2.0, 2.5, 2.75, 2.9, 3.0, 5.0, 5.75, 7.5, 12.5])
+def test_peaks_are_photutils_find_peaks(radius):
+    from photutils.detection import find_peaks
+    from photutils.utils.exceptions import NoDetectionsWarning
+
+    from jwst_widgets.processing._starfind import find_peaks as fast_find_peaks
+
+    rng = np.random.default_rng(int(radius * 100))
+    image = np.round(rng.normal(0.0, 1.0, (120, 90)) * 2)     # ties everywhere
+    image[::17, ::13] += 6.0
+    mask = rng.random(image.shape) < 0.05
+    for kwargs in ({}, {"mask": mask}, {"border": (3, 5)}, {"mask": mask, "border": (0, 2)}):
+        theirs = find_peaks(image, 1.0, min_separation=radius, mask=kwargs.get("mask"),
+                            border_width=kwargs.get("border"))
+        ours = fast_find_peaks(image, 1.0, radius, **kwargs)
+        assert len(theirs) > 20
+        np.testing.assert_array_equal(ours, np.transpose((theirs["x_peak"], theirs["y_peak"])))
+    # A constant image above the threshold has no peaks (photutils' rule).
+    with pytest.warns(NoDetectionsWarning, match="constant"):
+        assert find_peaks(np.full((20, 30), 3.0), 1.0, min_separation=radius) is None
+    assert fast_find_peaks(np.full((20, 30), 3.0), 1.0, radius) is None
+    assert fast_find_peaks(np.full((20, 30), 3.0), 1.0, radius, border=(0, 1)) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fraction, sigma, whole_frame", [(0.005, 1.0, False),
+                                                          (0.005, 1.6, False),
+                                                          (0.6, 1.0, True)])
+def test_fill_is_the_weighted_mean_of_good_neighbours(dtype, fraction, sigma, whole_frame):
+    # A few bad pixels (read around each) or most of the frame (filtered whole):
+    # both give scipy's Gaussian-filter ratio, and leave the input alone.
+    from scipy import ndimage
+
+    from jwst_widgets.processing.detect import (_MIN_FILL_WEIGHT, _few_bad_pixels,
+                                                _fill_bad_pixels, _gaussian_weights)
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(10.0, 3.0, (300, 280)).astype(dtype)
+    bad = rng.random(image.shape) < fraction
+    bad[:, :2] = True                          # an edge
+    bad[100:120, 100:120] = True               # a hole too big to fill in the middle
+    image[bad] = np.nan
+    # Which way the filling goes (see _fill_bad_pixels).
+    assert _few_bad_pixels(bad.sum(), bad.size, _gaussian_weights(sigma).size) != whole_frame
+    before = image.copy()
+    filled, unfilled = _fill_bad_pixels(image, bad, sigma)
+    np.testing.assert_array_equal(image, before)
+    good = (~bad).astype(np.float64)
+    weight = ndimage.gaussian_filter(good, sigma, mode="constant", truncate=4.0)
+    total = ndimage.gaussian_filter(np.where(bad, 0.0, image.astype(np.float64)), sigma,
+                                    mode="constant", truncate=4.0)
+    expected_unfilled = bad & (weight < _MIN_FILL_WEIGHT)
+    np.testing.assert_array_equal(unfilled, expected_unfilled)
+    assert unfilled[110, 110] and unfilled.sum() < bad.sum()
+    fillable = bad & ~expected_unfilled
+    assert filled.dtype == dtype
+    np.testing.assert_allclose(filled[fillable], total[fillable] / weight[fillable],
+                               rtol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_array_equal(filled[~bad], image[~bad])
+    assert np.all(filled[unfilled] == 0)
+
+
+def test_cache_reuses_work_but_never_stale_data(star_field):
+    from photutils.detection import DAOStarFinder
+
+    from jwst_widgets.processing.detect import _PREPARED
+
+    image, _ = star_field
+    original = image.copy()
+    data = image.copy()
+    _PREPARED.clear()
+    first = find_point_sources(data, threshold=5.0, fwhm=FWHM)
+    assert len(_PREPARED) == 1
+    # The same content in another array, another threshold: the cached work.
+    again = find_point_sources(original.copy(), threshold=5.0, fwhm=FWHM)
+    other = find_point_sources(original.copy(), threshold=8.0, fwhm=FWHM)
+    assert len(_PREPARED) == 1
+    assert_same_catalog(again, first)
+    assert_same_catalog(other, DAOStarFinder(8.0, FWHM)(original))
+    # The array changed in place: new work, photutils' answer on the new data.
+    data[250:262, 250:262] += 400 * np.exp(-((np.mgrid[:12, :12] - 5.5) ** 2).sum(0) / 3.0)
+    changed = find_point_sources(data, threshold=5.0, fwhm=FWHM)
+    assert len(_PREPARED) == 2
+    assert_same_catalog(changed, DAOStarFinder(5.0, FWHM)(data))
+    assert len(changed) == len(first) + 1
+    # The cache holds no reference to the caller's (changed) array.
+    back = find_point_sources(original.copy(), threshold=5.0, fwhm=FWHM)
+    assert_same_catalog(back, first)
+    # Another mask is other work.
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[:, :100] = True
+    masked = find_point_sources(original, threshold=5.0, fwhm=FWHM, mask=mask)
+    assert len(_PREPARED) == 3 and len(masked) < len(first)
+
+
+def test_array_cache_is_bounded_and_read_only():
+    from jwst_widgets.processing._starfind import ArrayCache, content_key
+    from jwst_widgets.processing.detect import _PREPARED
+
+    assert _PREPARED.max_bytes == 256 * 2**20
+    cache = ArrayCache(max_bytes=3 * 800)
+    arrays = [np.full(100, float(i)) for i in range(5)]          # 800 bytes each
+    keys = [content_key(a, 2.0) for a in arrays]
+    assert len(set(keys)) == 5 and content_key(arrays[0].copy(), 2.0) == keys[0]
+    assert content_key(arrays[0], 2.5) != keys[0]
+    for key, a in zip(keys, arrays):
+        cache.put(key, (a, None))
+        cache.get(keys[0])                                        # keep the first in use
+    assert len(cache) == 3 and cache.nbytes <= 3 * 800
+    assert cache.get(keys[0]) is not None and cache.get(keys[1]) is None
+    assert cache.get(keys[4])[0] is arrays[4]
+    with pytest.raises(ValueError):
+        arrays[4][0] = 1.0                                        # stored arrays are read-only
+    cache.put(content_key(np.zeros(1000)), (np.zeros(1000),))    # too big: not kept
+    assert len(cache) == 3
