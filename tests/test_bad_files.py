@@ -24,7 +24,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_corpus import (apply_card_edit, base_files, byte_edits, card_edits,
                                 file_cases, image_arrays)
-from reliability_plugin import reliability_tally  # noqa: F401  (also registered in conftest)
 
 from jwst_widgets import InputError, PipelineBuilder, load_image
 from jwst_widgets.io import load as load_module

@@ -37,9 +37,7 @@ from astropy.table import QTable
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
-from traitlets import TraitError
 from reliability_corpus import STAGE_SETTINGS, any_value, odd_images
-from reliability_plugin import reliability_tally  # noqa: F401  (also registered in conftest)
 
 import jwst_widgets
 from jwst_widgets import InputError, Pipeline, PipelineBuilder, load_image

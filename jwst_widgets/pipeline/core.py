@@ -9,6 +9,7 @@ import uuid
 
 import numpy as np
 
+from .._lru import ByteCache
 from ..errors import Cancelled, InputError
 from ..io import Image, load_image
 from ..io.image import content_key
@@ -148,44 +149,14 @@ class PipelineResult:
         return self.input
 
 
-class StageCache:
-    """A thread-safe LRU of stage outputs bounded by bytes."""
+class StageCache(ByteCache):
+    """The stage outputs of a pipeline, ``(output, seconds)`` by key, bounded in bytes."""
 
     def __init__(self, max_bytes=2 * 2**30):
-        self.max_bytes = max_bytes
-        self._items = collections.OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-            return item
+        super().__init__(max_bytes, size=lambda item: item[0].nbytes)
 
     def put(self, key, output, seconds):
-        size = output.nbytes
-        with self._lock:
-            if key in self._items:
-                return
-            self._items[key] = (output, seconds)
-            self._bytes += size
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                _, (old, _) = self._items.popitem(last=False)
-                self._bytes -= old.nbytes
-
-    def clear(self):
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-    def __len__(self):
-        return len(self._items)
-
-    @property
-    def nbytes(self):
-        return self._bytes
+        super().put(key, (output, seconds))
 
 
 def _canonical(params):

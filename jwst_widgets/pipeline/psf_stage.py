@@ -32,7 +32,6 @@ memo of built PSFs (a fitting parameter change re-fits without rebuilding
 the ePSF), and :data:`PROGRESS`, where a running fit reports how far it is.
 """
 
-import collections
 import hashlib
 import os
 import threading
@@ -40,6 +39,7 @@ import weakref
 
 import numpy as np
 
+from .._lru import LRUCache
 from ..errors import InputError
 from .core import StageOutput
 from .schema import Param, StageSpec
@@ -88,34 +88,8 @@ class ProgressHub:
 PROGRESS = ProgressHub()
 
 
-class _Memo:
-    """A small thread-safe LRU of built PSFs."""
-
-    def __init__(self, size=8):
-        self.size = size
-        self._items = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key, value):
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self):
-        with self._lock:
-            self._items.clear()
-
-
-_PSF_MEMO = _Memo()
+#: Built PSFs by (image, PSF parameters): a fitting parameter re-fits without rebuilding.
+_PSF_MEMO = LRUCache(8)
 #: The parameters that decide the PSF (the others only change the fit).
 PSF_PARAMS = ("psf_model", "psf_file", "stamp_size", "oversampling", "smoothing",
               "epsf_iterations", "subtract_neighbours", "min_snr", "max_snr", "peak_max",

@@ -16,12 +16,12 @@ This module is private; photutils 3.0 internals it relies on are named
 where they are used, each with a fallback to public API.
 """
 
-import collections
 import hashlib
-import threading
 import warnings
 
 import numpy as np
+
+from .._lru import ByteCache
 
 __all__ = ["convolve", "find_peaks", "find_stars", "ArrayCache", "content_key"]
 
@@ -252,48 +252,19 @@ def content_key(*parts):
     return tuple(key)
 
 
-class ArrayCache:
-    """A thread-safe least-recently-used cache of tuples of arrays, bounded in bytes.
+class ArrayCache(ByteCache):
+    """A least-recently-used cache of tuples of arrays, bounded in bytes.
 
     Stored arrays are made read-only. An entry larger than ``max_bytes`` is
     not stored.
     """
 
     def __init__(self, max_bytes):
-        self.max_bytes = int(max_bytes)
-        self._entries = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _size(value):
-        return sum(v.nbytes for v in value if isinstance(v, np.ndarray))
-
-    def get(self, key):
-        with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-            return value
+        super().__init__(int(max_bytes), size=lambda value: sum(
+            v.nbytes for v in value if isinstance(v, np.ndarray)))
 
     def put(self, key, value):
         for v in value:
             if isinstance(v, np.ndarray):
                 v.flags.writeable = False
-        if self._size(value) > self.max_bytes:
-            return
-        with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while self.nbytes > self.max_bytes:
-                self._entries.popitem(last=False)
-
-    @property
-    def nbytes(self):
-        return sum(self._size(v) for v in self._entries.values())
-
-    def __len__(self):
-        return len(self._entries)
-
-    def clear(self):
-        with self._lock:
-            self._entries.clear()
+        super().put(key, value)
