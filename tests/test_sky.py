@@ -353,7 +353,10 @@ def test_selection_flows_both_ways_with_the_builder(field, sent, cache):
         ("source_detection", {"threshold_sigma": 5.0, "fwhm": 2.0})], width=300, height=300)
     try:
         assert builder.wait_idle(60)
+        titles = list(builder.tabs.titles)
         tab = add_sky_tab(builder, aladin_lite="cdn")
+        assert tab is builder.sky_tab               # the builder's own tab, not a second
+        assert list(builder.tabs.titles) == titles and titles.count("Sky") == 1
         assert tab.sky is None                      # nothing until the tab is shown
         builder.tabs.selected_index = len(builder.tabs.children) - 1
         sky = tab.sky
@@ -374,6 +377,13 @@ def test_selection_flows_both_ways_with_the_builder(field, sent, cache):
         assert builder.catalog_table.selected == [2]
         assert builder.view.selected == [2]
         assert sky.selected == [2]
+
+        # Options given once the sky view is made: it is made again with them, and the
+        # old one no longer follows the builder.
+        again = add_sky_tab(builder, aladin_lite="cdn", height=300)
+        assert again is tab and tab.sky is not sky and tab.children == (tab.sky,)
+        builder.catalog_table.list.value = (4,)
+        assert tab.sky.selected == [4] and sky.selected == [2]
     finally:
         builder.close()
 

@@ -338,6 +338,8 @@ class SkyView(w.VBox):
     >>> sky.select([0])   # highlight and centre on the first source  # doctest: +SKIP
     """
 
+    _closed = False
+
     def __init__(self, image=None, catalog=None, *, aladin_lite="auto", height=420,
                  max_image_size=1024, max_sources=50_000, show_image=True, survey=None,
                  load_timeout=20.0):
@@ -706,8 +708,12 @@ class SkyView(w.VBox):
         table or a source in the image view highlights it on the sky and
         centres the sky on it. Returns the sky view.
         """
-        me = weakref.ref(self)
+        ref = weakref.ref(self)
         owner = weakref.ref(builder)
+
+        def me():           # a closed sky view follows nothing
+            sky = ref()
+            return None if sky is None or sky._closed else sky
 
         def follow(_view=None):
             sky, b = me(), owner()
@@ -740,6 +746,7 @@ class SkyView(w.VBox):
         return self
 
     def close(self):
+        self._closed = True
         aladin = getattr(self, "aladin", None)  # None when __init__ failed early
         if aladin is not None:
             aladin.close()
@@ -843,6 +850,16 @@ class SkyTab(w.VBox):
             self.children = [self.sky]
         return self.sky
 
+    def configure(self, **options):
+        """Set :class:`SkyView` options; a sky view already made is made again with them."""
+        if options == self._options:
+            return
+        self._options = options
+        if self.sky is not None:
+            self.sky.close()
+            self.sky = None
+            self.open_sky()
+
     def _open_quietly(self):
         try:
             self.open_sky()
@@ -862,6 +879,9 @@ class SkyTab(w.VBox):
 
 def add_sky_tab(builder, *, title="Sky", **options):
     """Add a "Sky" tab to a builder (the sky view is made when the tab is shown).
+
+    A builder has one already (``builder.sky_tab``): asked for a tab of the
+    same title, this returns that one with ``options`` applied.
 
     Parameters
     ----------
@@ -884,6 +904,10 @@ def add_sky_tab(builder, *, title="Sky", **options):
     >>> tab.sky.status                                         # doctest: +SKIP
     'waiting'
     """
+    tab = getattr(builder, "extra_tabs", {}).get(title)
+    if isinstance(tab, SkyTab):   # the builder's own Sky tab: one sky view, not two
+        tab.configure(**options)
+        return tab
     tab = SkyTab(builder, **options)
     builder.add_tab(title, tab)
     tab._watch(builder.tabs, len(builder.tabs.children) - 1)
