@@ -255,3 +255,23 @@ def test_busy_and_cancel(mast_client, mast_replay, product_fits):
     b.download_button.click()
     assert b.wait_idle(30)
     assert b.error == "" and os.path.getsize(b.paths[0]) == 279360
+
+
+def test_the_builder_does_not_import_astroquery_until_the_archive_is_used(tmp_path):
+    """astroquery.mast takes ~1 s to import: the builder's MAST tab makes its client (and
+    imports astroquery) only when a search or a login needs it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from jwst_widgets import PipelineBuilder\n"
+            "b = PipelineBuilder(np.ones((64, 64), np.float32), width=200, height=200)\n"
+            "print('astroquery' in sys.modules)\n"
+            "client = b.mast.client\n"
+            "print('astroquery' in sys.modules, client is b.mast.client)\n"
+            "b.close()\n")
+    env = dict(os.environ, JWST_WIDGETS_CACHE=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True"]

@@ -81,9 +81,17 @@ class MastBrowser(w.VBox):
     >>> browser.search(); browser.results.value = (0,)              # doctest: +SKIP
     """
 
+    @property
+    def client(self):
+        """The archive client, made when first needed (importing astroquery takes a second)."""
+        if self._client is None:
+            self._client = MastClient(cache_dir=self._cache_dir)
+        return self._client
+
     def __init__(self, client=None, *, on_open=None, background=True, cache_dir=None,
                  **kwargs):
-        self.client = client if client is not None else MastClient(cache_dir=cache_dir)
+        self._client = client
+        self._cache_dir = cache_dir
         self.on_open = on_open
         self.background = bool(background)
         self.observations = None
