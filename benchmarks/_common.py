@@ -7,17 +7,21 @@ import statistics
 import time
 
 
-def machine():
-    """Cores, CPU model, memory, load average: printed and saved with every figure."""
-    model = "unknown"
+def cpu_model():
+    """The CPU's model name, from /proc/cpuinfo ("unknown" elsewhere)."""
     try:
-        with open("/proc/cpuinfo") as fh:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
                 if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or "unknown"
+
+
+def machine():
+    """Cores, CPU model, memory, load average: printed and saved with every figure."""
+    model = cpu_model()
     mem = 0
     try:
         with open("/proc/meminfo") as fh:

@@ -39,10 +39,14 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 import warnings
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import cpu_model  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BOX = 64
@@ -59,15 +63,7 @@ CONTRAST = 0.001
 
 def machine():
     """CPU model, cores, load average, library versions, BLAS environment."""
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = cpu_model()
     import astropy
     import photutils
     import scipy

@@ -24,6 +24,8 @@ import numpy as np
 
 __all__ = [
     "BQPLOT_IMAGE",
+    "CHROMIUM",
+    "CHROMIUM_FLAGS",
     "ERROR_WIDGET",
     "KNOWN_HARMLESS_OUTSIDE",
     "SLIDER_HANDLE",
@@ -72,6 +74,23 @@ BROKEN_VIEW_TEXT = re.compile(
     r"Failed to load model class|Failed to create view|Could not instantiate widget",
     re.IGNORECASE,
 )
+
+#: The Chromium the tests and the benchmarks drive (Debian's), and its flags
+#: (see shared/notes/browser-testing.md).
+CHROMIUM = os.environ.get("JW_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    # Belt and braces for what routing cannot see (web sockets, DNS prefetch):
+    # no host name resolves except localhost.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
 
 
 class NotebookError(AssertionError):

@@ -13,27 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from browser_page import KNOWN_HARMLESS_OUTSIDE, artifacts_dir, make_hermetic, watch_page
+from browser_page import (CHROMIUM, CHROMIUM_FLAGS, KNOWN_HARMLESS_OUTSIDE, artifacts_dir,
+                          make_hermetic, watch_page)
 from browser_servers import ServerStartError, start_jupyterlab, start_voila
 
 # The harness's own notebooks are fixtures, not tests for nbval.
 collect_ignore = ["notebooks", "artifacts"]
 
 
-CHROMIUM = os.environ.get("JW_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    # Belt and braces for what routing cannot see (web sockets, DNS prefetch):
-    # no host name resolves except localhost.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-]
 VIEWPORT = {"width": 1280, "height": 900}
 SERVER_START_TIMEOUT = float(os.environ.get("JW_SERVER_TIMEOUT", "90"))
 DEFAULT_TIMEOUT_MS = 30_000
