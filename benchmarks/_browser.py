@@ -167,9 +167,35 @@ def new_page(browser, viewport=None):
                                   service_workers="block")
     context.set_default_timeout(60_000)
     log = make_hermetic(context, allow=KNOWN_HARMLESS_OUTSIDE)
+    context.add_init_script(_GL_DRAWS)
     page = context.new_page()
     watch_page(page, log)
     return page
+
+
+#: Counts WebGL draw calls in ``window.__jwGlDraws``: the source markers are drawn with
+#: WebGL (bqplot-gl), so a change of markers shows as new draw calls, not as new elements.
+_GL_DRAWS = r"""(() => {
+    window.__jwGlDraws = 0;
+    const wrap = (proto) => {
+        if (!proto) return;
+        for (const name of ['drawArrays', 'drawElements', 'drawArraysInstanced',
+                            'drawElementsInstanced']) {
+            const f = proto[name];
+            if (typeof f !== 'function') continue;
+            proto[name] = function (...args) { window.__jwGlDraws++; return f.apply(this, args); };
+        }
+    };
+    wrap(window.WebGLRenderingContext && WebGLRenderingContext.prototype);
+    wrap(window.WebGL2RenderingContext && WebGL2RenderingContext.prototype);
+    const ext = window.ANGLE_instanced_arrays && ANGLE_instanced_arrays.prototype;
+    if (ext) for (const name of ['drawArraysInstancedANGLE', 'drawElementsInstancedANGLE']) {
+        const f = ext[name];
+        if (typeof f === 'function') {
+            ext[name] = function (...args) { window.__jwGlDraws++; return f.apply(this, args); };
+        }
+    }
+})();"""
 
 
 def page_problems(page):
@@ -297,6 +323,7 @@ _PROBE = r"""(opts) => {
     };
     P.markSig = () => {
         if (!P.opts.markers) return '';
+        if (P.opts.markers[1] === 'webgl') return String(window.__jwGlDraws || 0);
         const root = P.find('markerRoot', P.opts.markers[0]);
         if (!root) return '';
         if (P.dotsRoot !== root) {
@@ -428,8 +455,9 @@ class Probe:
     image : str
         CSS selector of the SVG ``image`` element whose ``href`` changes with the image.
     markers : (str, str), optional
-        CSS selector of an element and the class name of the scatter markers in
-        it (their number and some of their positions are watched).
+        CSS selector of an element and the class name of the SVG scatter markers in
+        it (their number and some of their positions are watched), or ``"webgl"``
+        for markers drawn with WebGL (the page's WebGL draw calls are counted).
     status : str, optional
         Class name of status lines; with ``busy`` (a regular expression), a
         change is not finished while one of them matches.

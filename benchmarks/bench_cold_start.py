@@ -41,7 +41,7 @@ import _browser as B  # noqa: E402
 from browser_page import error_outputs  # noqa: E402
 
 MAIN_IMAGE = ".jw-image-figure image[href^='blob:']"
-MARKERS = (".jw-image-figure", "dot")  # the source overlay's markers
+MARKERS = (".jw-image-figure", "webgl")  # the source markers: WebGL draw calls
 STAGE_STATUS = "jw-stage-status"  # class of the panels' status lines
 BUSY = "running|preview"
 TARGET_MS = 3000

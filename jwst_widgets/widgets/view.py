@@ -124,6 +124,15 @@ class DisplayState(t.HasTraits):
         return check_colormap(proposal["value"])
 
 
+def _scatter_class():
+    """bqplot-gl's ScatterGL (WebGL markers), or bqplot's SVG Scatter where it is missing."""
+    try:
+        from bqplot_gl import ScatterGL
+    except ImportError:  # pragma: no cover - bqplot-image-gl[bqplot13] brings bqplot-gl
+        return bq.Scatter
+    return ScatterGL
+
+
 class ImageView(w.VBox):
     """A zoomable, pannable image with colorbar, overlays and cursor readout.
 
@@ -183,12 +192,15 @@ class ImageView(w.VBox):
                                      scales=scales, x=[0, 1], y=[0, 1], visible=False)
         self._size_scale = bq.LinearScale(min=0.0, max=1.0)
         self._color_scale = bq.ColorScale(scheme="viridis")
-        self.sources = bq.Scatter(
+        # Markers are drawn with WebGL (bqplot-gl, which bqplot-image-gl brings): SVG
+        # markers cost the browser ~0.3 ms each on every zoom, pan and repaint (600 of
+        # them made a zoom at 2048² take 311 ms instead of 201 ms; BENCHMARKS.md).
+        # A click on a marker is the figure's click (nearest_source), as for SVG.
+        self.sources = _scatter_class()(
             x=np.zeros(0), y=np.zeros(0), scales={**scales, "size": self._size_scale},
             marker="circle", fill=False, stroke_width=1.5, default_size=64,
             colors=["#39ff14"], opacities=[0.9],
-            selected_style={"stroke": "#ff3030", "stroke-width": "3"},
-            interactions={"click": "select"})
+            selected_style={"stroke": "#ff3030", "stroke-width": "3"})
         axes = [bq.Axis(scale=self.x_scale, label="x (px)", grid_lines="none",
                         num_ticks=5, tick_format="d"),
                 bq.Axis(scale=self.y_scale, side="left", label="y (px)",
@@ -212,7 +224,12 @@ class ImageView(w.VBox):
                     lambda _: self.zoom_to_native())]
         self.toolbar = w.HBox([self._button(i, tip, cb) for i, tip, cb in buttons])
         self.status = w.HTML("")
-        super().__init__([self.toolbar, self.figure, self.colorbar, self.readout, self.status])
+        # bqplot puts its WebGL canvas (the markers) under the SVG marks (the image):
+        # raise it above them; mouse events go through it to the figure as before.
+        style = w.HTML("<style>.jw-image-figure > canvas {z-index: 1; pointer-events: none;}"
+                       "</style>", layout=w.Layout(display="none"))
+        super().__init__([style, self.toolbar, self.figure, self.colorbar, self.readout,
+                          self.status])
         self.add_class("jw-image-view")
 
         for s in (self.x_scale, self.y_scale):
