@@ -188,12 +188,21 @@ _GL_DRAWS = r"""(() => {
     };
     wrap(window.WebGLRenderingContext && WebGLRenderingContext.prototype);
     wrap(window.WebGL2RenderingContext && WebGL2RenderingContext.prototype);
-    const ext = window.ANGLE_instanced_arrays && ANGLE_instanced_arrays.prototype;
-    if (ext) for (const name of ['drawArraysInstancedANGLE', 'drawElementsInstancedANGLE']) {
-        const f = ext[name];
-        if (typeof f === 'function') {
-            ext[name] = function (...args) { window.__jwGlDraws++; return f.apply(this, args); };
-        }
+    // WebGL 1 draws instanced markers through the ANGLE_instanced_arrays extension object
+    for (const ctx of [window.WebGLRenderingContext, window.WebGL2RenderingContext]) {
+        if (!ctx) continue;
+        const getExtension = ctx.prototype.getExtension;
+        ctx.prototype.getExtension = function (name) {
+            const ext = getExtension.call(this, name);
+            if (ext && name === 'ANGLE_instanced_arrays' && !ext.__jwWrapped) {
+                ext.__jwWrapped = true;
+                for (const m of ['drawArraysInstancedANGLE', 'drawElementsInstancedANGLE']) {
+                    const f = ext[m];
+                    ext[m] = function (...args) { window.__jwGlDraws++; return f.apply(this, args); };
+                }
+            }
+            return ext;
+        };
     }
 })();"""
 
