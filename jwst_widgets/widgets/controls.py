@@ -11,12 +11,28 @@ a value itself: it calls ``on_change(name, value)``, and the owner decides
 import math
 
 import ipywidgets as w
+from ipywidgets.widgets.widget_int import SliderStyle
+from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle, TextStyle
 
 __all__ = ["ParamControl", "make_controls"]
 
+# Layouts are widget models too (a message each when a panel is made in a kernel):
+# the controls share them. Nothing changes a control's layout after it is made.
 _LABEL = w.Layout(width="124px", min_width="124px")
 _TEXT = w.Layout(width="80px")
 _SLIDER = w.Layout(width="180px")
+_ERROR = w.Layout(margin="0 0 0 128px")
+_UNIT = w.Layout(width="48px")
+_ROW = w.Layout(align_items="center")
+_CONTROL = w.Layout(margin="0")
+_FREE_TEXT = w.Layout(width="220px")
+_CHOICE = w.Layout(width="160px")
+_BOX = w.Layout(width="60px")
+# Styles likewise (each widget would otherwise make its own).
+_LABEL_STYLE = LabelStyle()
+_HTML_STYLE = HTMLStyle()
+_TEXT_STYLE = TextStyle()
+_SLIDER_STYLE = SliderStyle()
 
 
 class ParamControl(w.VBox):
@@ -36,14 +52,14 @@ class ParamControl(w.VBox):
         self.param = param
         self._on_change = on_change
         self._muted = False
-        self.error = w.HTML("", layout=w.Layout(margin="0 0 0 128px"))
+        self.error = w.HTML("", layout=_ERROR, style=_HTML_STYLE)
         self.error.add_class("jw-error")
-        label = w.Label(param.name, layout=_LABEL, tooltip=param.doc)
+        label = w.Label(param.name, layout=_LABEL, style=_LABEL_STYLE, tooltip=param.doc)
         widgets = self._build(param, value)
-        unit = w.Label(param.unit or "", layout=w.Layout(width="48px"))
-        row = w.HBox([label, *widgets, unit], layout=w.Layout(align_items="center"))
+        unit = w.Label(param.unit or "", layout=_UNIT, style=_LABEL_STYLE)
+        row = w.HBox([label, *widgets, unit], layout=_ROW)
         row.add_class(f"jw-param-{param.name}")
-        super().__init__([row, self.error], layout=w.Layout(margin="0"))
+        super().__init__([row, self.error], layout=_CONTROL)
         self.add_class("jw-param")
 
     # -- building ------------------------------------------------------------
@@ -57,13 +73,13 @@ class ParamControl(w.VBox):
         if p.type == "string" and not p.choices:
             # free text (a file name, a list of star ids): typed, sent on Enter or blur
             self.widget = w.Text(value=value or "", continuous_update=False,
-                                 layout=w.Layout(width="220px"), tooltip=p.doc)
+                                 layout=_FREE_TEXT, tooltip=p.doc)
             self.widget.observe(self._from_widget, "value")
             self.text = None
             return [self.widget]
         if p.type == "string":
             self.widget = w.Dropdown(options=list(p.choices or [value]), value=value,
-                                     layout=w.Layout(width="160px"), tooltip=p.doc)
+                                     layout=_CHOICE, tooltip=p.doc)
             self.widget.observe(self._from_widget, "value")
             self.text = None
             return [self.widget]
@@ -71,7 +87,7 @@ class ParamControl(w.VBox):
             self.widget = None
             vals = value if value is not None else [None] * 4
             self.boxes = [w.Text(value="" if v is None else str(v), placeholder=n,
-                                 layout=w.Layout(width="60px"))
+                                 layout=_BOX)
                           for n, v in zip(("x0", "x1", "y0", "y1"), vals)]
             for b in self.boxes:
                 b.continuous_update = False
@@ -79,14 +95,16 @@ class ParamControl(w.VBox):
             self.text = None
             return self.boxes
         # numbers: a slider when bounded, and a text box for exact values
-        self.text = w.Text(value=self._fmt(value), layout=_TEXT, continuous_update=False,
+        self.text = w.Text(value=self._fmt(value), layout=_TEXT, style=_TEXT_STYLE,
+                           continuous_update=False,
                            tooltip=p.doc)
         self.text.observe(self._from_text, "value")
         if p.min is not None and p.max is not None:
             cls = w.IntSlider if p.type == "integer" else w.FloatSlider
             kw = dict(min=p.min, max=p.max, step=p.step or (1 if p.type == "integer" else
                                                             (p.max - p.min) / 100),
-                      readout=False, continuous_update=True, layout=_SLIDER)
+                      readout=False, continuous_update=True, layout=_SLIDER,
+                      style=_SLIDER_STYLE)
             if cls is w.FloatSlider:
                 kw["readout_format"] = ".4g"
             start = next(v for v in (value, p.default, p.min) if v is not None)
