@@ -47,7 +47,7 @@ def summary(values):
 def save(name, payload):
     folder = os.path.join(os.path.dirname(__file__), "results")
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{name}.json")
+    path = os.path.join(folder, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json")
     with open(path, "w") as fh:
         json.dump(payload, fh, indent=2, default=str)
     print(f"results: {path}")

@@ -7,7 +7,7 @@ measures in the same run; this script adds nothing to them. It runs them in
 sequence (never two at once: they would measure each other) and saves each
 printout as ``benchmarks/results/<name>-<date>.txt`` next to the scripts'
 JSON. ``--quick`` passes smaller sizes and fewer repeats (a check that every
-script works, ~15 min instead of ~90; its figures are not the ones to quote).
+script works, ~6 min instead of ~30; its figures are not the ones to quote).
 """
 
 import argparse
