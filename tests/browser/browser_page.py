@@ -39,6 +39,7 @@ __all__ = [
     "focus_slider",
     "image_href",
     "image_pixels",
+    "kernel",
     "kernel_error",
     "log_of",
     "make_hermetic",
@@ -203,6 +204,30 @@ def _note_kernel_error(payload, log):
         return
     if error is not None and error["parent"] != "execute_request":
         log.kernel_errors.append(error)
+
+
+def kernel(page, code, *, timeout=30_000):
+    """Run ``code`` in the open notebook's kernel (JupyterLab); return what it printed."""
+    out = page.evaluate(
+        """async ([code, ms]) => {
+            const w = window.jupyterapp.shell.currentWidget;
+            const k = w.sessionContext.session.kernel;
+            const future = k.requestExecute({code, silent: false, store_history: false});
+            let out = "", err = null;
+            future.onIOPub = (msg) => {
+                const t = msg.header.msg_type;
+                if (t === "stream") out += msg.content.text;
+                else if (t === "error") err = msg.content.ename + ": " + msg.content.evalue;
+            };
+            const late = new Promise((ok) => setTimeout(() => ok("timeout"), ms));
+            if (await Promise.race([future.done, late]) === "timeout") err = "timeout";
+            return {out, err};
+        }""",
+        [code, timeout],
+    )
+    if out["err"]:
+        raise AssertionError(f"kernel code failed: {out['err']}\n{code}")
+    return out["out"]
 
 
 def kernel_error(payload):

@@ -5,12 +5,13 @@ it; then the background and detection sliders are moved with the keyboard,
 a bad value is typed, and the page is checked for errors and outside asks.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_page import (assert_no_errors, element_pixels, open_notebook, open_voila, run_all,
-                          save_screenshot, wait_until)
+from browser_page import (assert_no_errors, element_pixels, kernel, open_notebook, open_voila,
+                          run_all, save_screenshot, wait_until)
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "pipeline_builder.ipynb"
@@ -95,6 +96,29 @@ def _exercise(page, tag):
                message="the chain to keep working after a bad value")
 
 
+def _click_a_source(page, row=3):
+    """Centre the view on a source, click the middle of the plot: its row is selected in
+    the view and the catalog table (the click passes through the markers' WebGL canvas)."""
+    margin = json.loads(kernel(page, f"""
+import json
+from jwst_widgets.pipeline.outputs import catalog_xy
+assert builder.wait_idle(60)
+_x, _y = catalog_xy(builder.result.catalog)
+builder.view.select([], notify=True)
+builder.view.center_on(_x[{row}], _y[{row}])
+print(json.dumps(builder.view.figure.fig_margin))
+"""))
+    page.wait_for_timeout(500)   # the scales reach the page
+    box = page.locator(FIGURE).first.bounding_box()
+    x = box["x"] + margin["left"] + (box["width"] - margin["left"] - margin["right"]) / 2
+    y = box["y"] + margin["top"] + (box["height"] - margin["top"] - margin["bottom"]) / 2
+    page.mouse.click(x, y)
+    wait_until(page, lambda: kernel(page, "print(builder.view.selected, "
+                                    "builder.catalog_table.selected)").split() == [f"[{row}]"] * 2,
+               timeout=30_000, message=f"a click on source {row} selects its row")
+    save_screenshot(page.locator(".jw-image-view").first, "lab-source-clicked")
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(600)
 def test_builder_in_jupyterlab(jupyterlab_server, make_page):
@@ -103,6 +127,7 @@ def test_builder_in_jupyterlab(jupyterlab_server, make_page):
     open_notebook(lab_page, jupyterlab_server, rel)
     run_all(lab_page, timeout=300_000)
     _exercise(lab_page, "lab")
+    _click_a_source(lab_page)
     assert_no_errors(lab_page)
 
 

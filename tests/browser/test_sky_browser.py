@@ -27,7 +27,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from browser_page import (BQPLOT_IMAGE, assert_no_errors, element_pixels, log_of,
+from browser_page import (BQPLOT_IMAGE, assert_no_errors, element_pixels, kernel, log_of,
                           open_notebook, open_voila, run_all, save_screenshot, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -149,28 +149,6 @@ def write_notebook(path, source):
     return path
 
 
-def kernel(page, code, *, timeout=30_000):
-    """Run ``code`` in the open notebook's kernel (JupyterLab); return what it printed."""
-    out = page.evaluate(
-        """async ([code, ms]) => {
-            const w = window.jupyterapp.shell.currentWidget;
-            const k = w.sessionContext.session.kernel;
-            const future = k.requestExecute({code, silent: false, store_history: false});
-            let out = "", err = null;
-            future.onIOPub = (msg) => {
-                const t = msg.header.msg_type;
-                if (t === "stream") out += msg.content.text;
-                else if (t === "error") err = msg.content.ename + ": " + msg.content.evalue;
-            };
-            const late = new Promise((ok) => setTimeout(() => ok("timeout"), ms));
-            if (await Promise.race([future.done, late]) === "timeout") err = "timeout";
-            return {out, err};
-        }""",
-        [code, timeout],
-    )
-    if out["err"]:
-        raise AssertionError(f"kernel code failed: {out['err']}\n{code}")
-    return out["out"]
 
 
 def canvas_pixels(page, canvas):
