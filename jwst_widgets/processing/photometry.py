@@ -146,6 +146,29 @@ def _jansky_factor(unit, pixar_sr):
     return None
 
 
+def _add_ab_columns(table, flux, flux_err, unit, pixar_sr):
+    """Add ``flux_jy``, ``flux_jy_err``, ``mag_ab``, ``mag_ab_err`` when the unit allows.
+
+    ``flux`` and ``flux_err`` are summed data values (plain arrays); magnitudes
+    of non-positive fluxes are NaN.
+    """
+    import astropy.units as u
+
+    factor = _jansky_factor(unit, pixar_sr)
+    if factor is None:
+        return
+    flux_jy = np.asarray(flux, float) * factor
+    flux_jy_err = np.asarray(flux_err, float) * factor
+    positive = flux_jy > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mag = np.where(positive, -2.5 * np.log10(flux_jy / AB_ZERO_POINT_JY), np.nan)
+        mag_err = np.where(positive, 2.5 / np.log(10) * flux_jy_err / flux_jy, np.nan)
+    table["flux_jy"] = flux_jy * u.Jy
+    table["flux_jy_err"] = flux_jy_err * u.Jy
+    table["mag_ab"] = mag * u.mag
+    table["mag_ab_err"] = mag_err * u.mag
+
+
 # --------------------------------------------------------------------------
 # The measurement.
 
@@ -367,18 +390,7 @@ def aperture_photometry(data, positions, *, radius=4.0, annulus_inner=8.0, annul
     table["flux_err"] = with_unit(derived["flux_err"])
     table["flags"] = flags
 
-    factor = _jansky_factor(unit, pixar_sr)
-    if factor is not None:
-        flux_jy = derived["flux"] * factor
-        flux_jy_err = derived["flux_err"] * factor
-        positive = flux_jy > 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mag = np.where(positive, -2.5 * np.log10(flux_jy / AB_ZERO_POINT_JY), np.nan)
-            mag_err = np.where(positive, 2.5 / np.log(10) * flux_jy_err / flux_jy, np.nan)
-        table["flux_jy"] = flux_jy * u.Jy
-        table["flux_jy_err"] = flux_jy_err * u.Jy
-        table["mag_ab"] = mag * u.mag
-        table["mag_ab_err"] = mag_err * u.mag
+    _add_ab_columns(table, derived["flux"], derived["flux_err"], unit, pixar_sr)
     _add_sky_columns(table, xy[:, 0], xy[:, 1], wcs)
 
     table.meta.update({

@@ -33,8 +33,7 @@ import numpy as np
 from ..errors import InputError, describe_choices
 from .detect import _add_sky_columns, _as_image, _as_same_shape, _bad_pixels, _check_number, \
     _check_wcs
-from .photometry import (AB_ZERO_POINT_JY, ApertureCorrection, _check_unit, _jansky_factor,
-                         _parse_positions)
+from .photometry import ApertureCorrection, _add_ab_columns, _check_unit, _parse_positions
 from .psf_models import (PSF_KINDS, SMOOTHING_KERNELS, STAR_COLUMNS, PSFBuild, _ids_of,
                          _odd_size, _quiet, analytic_psf, build_epsf, encircled_energy,
                          image_psf, psf_fwhm, select_psf_stars)
@@ -820,7 +819,6 @@ def _with_star_info(kept, chosen):
 
 
 def _final_catalog(fit_table, factor, factor_err, wcs, unit, pixar_sr):
-    import astropy.units as u
     from astropy.table import QTable
 
     out = QTable(fit_table, copy=True)
@@ -834,18 +832,7 @@ def _final_catalog(fit_table, factor, factor_err, wcs, unit, pixar_sr):
 
     out["flux_total"] = with_unit(total)
     out["flux_total_err"] = with_unit(total_err)
-    jy = _jansky_factor(unit, pixar_sr)
-    if jy is not None:
-        flux_jy = total * jy
-        flux_jy_err = total_err * jy
-        pos = flux_jy > 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mag = np.where(pos, -2.5 * np.log10(flux_jy / AB_ZERO_POINT_JY), np.nan)
-            mag_err = np.where(pos, 2.5 / np.log(10) * flux_jy_err / flux_jy, np.nan)
-        out["flux_jy"] = flux_jy * u.Jy
-        out["flux_jy_err"] = flux_jy_err * u.Jy
-        out["mag_ab"] = mag * u.mag
-        out["mag_ab_err"] = mag_err * u.mag
+    _add_ab_columns(out, total, total_err, unit, pixar_sr)
     _add_sky_columns(out, out["x_fit"], out["y_fit"], wcs)
     out.meta["unit"] = unit.to_string() if unit is not None else None
     out.meta["pixar_sr"] = pixar_sr
