@@ -661,7 +661,9 @@ def base_files(folder):
     p = folder / "base.fits.fz"
     fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(
         data, compression_type="RICE_1", quantize_level=0)]).writeto(p)
-    out["tile"] = (p, data)
+    # RICE compression of floats quantizes them (to whole numbers here): the truth is
+    # what the file holds, as astropy decompresses it, not the values before compression.
+    out["tile"] = (p, fits.getdata(p, ext=1).astype(np.float32))
     return out
 
 
