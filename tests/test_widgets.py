@@ -49,6 +49,59 @@ def test_view_never_ships_more_than_it_shows(frame):
     view.close()
 
 
+def test_view_reuses_its_image_models(frame):
+    """New pictures go through two alternating image models: none made, none left behind."""
+    from ipywidgets.widgets.widget import _instances
+
+    view = ImageView(frame.image, width=300, height=260)
+    assert view.wait_idle(30)
+    models = set(_instances)
+    shown = set()
+    for i, stretch in enumerate(["sqrt", "log", "asinh", "linear", "sqrt", "log"]):
+        view.stretch = stretch
+        view.zoom(1.5 if i % 2 else 1 / 1.5)
+        assert view.wait_idle(30)
+        shown.add(view.mark.image.model_id)
+        # the mark shows the newest picture, at its extent
+        assert view.mark.image.value == view.shown.png
+        assert shown_pixels(view).shape[:2] == (view.shown.height, view.shown.width)
+        ex0, ex1, ey0, ey1 = view.shown.extent
+        assert view.mark.x.tolist() == [ex0, ex1] and view.mark.y.tolist() == [ey0, ey1]
+    assert view.renders >= 7
+    assert len(shown) == 2
+    assert set(_instances) == models
+    view.close()
+
+
+def test_navigation_moves_the_scales_with_the_new_picture(frame):
+    """zoom/pan: the new range at once in view_range, on the scales with its picture."""
+    view = ImageView(frame.image, width=300, height=260)
+    assert view.wait_idle(30)
+    seen = []
+    view.x_scale.observe(lambda ch: seen.append((ch["name"], view.shown.extent)),
+                         names=["min", "max"])
+    before = view.view_range
+    view.zoom(4.0)
+    x0, x1, y0, y1 = view.view_range
+    assert np.isclose(x1 - x0, (before[1] - before[0]) / 4)
+    view.pan(10, -5)
+    target = view.view_range
+    assert np.allclose(target, (x0 + 10, x1 + 10, y0 - 5, y1 - 5))
+    assert view.wait_idle(30)
+    scales = (view.x_scale.min, view.x_scale.max, view.y_scale.min, view.y_scale.max)
+    assert np.allclose(scales, target) and view.view_range == scales
+    ex0, ex1, ey0, ey1 = view.shown.extent  # the picture covers the range
+    assert ex0 <= target[0] and ex1 >= target[1] and ey0 <= target[2] and ey1 >= target[3]
+    assert seen  # the scales moved
+    # a move of the scales from the browser (mouse pan) wins over nothing pending
+    with view.x_scale.hold_sync():
+        view.x_scale.min, view.x_scale.max = target[0] + 3, target[1] + 3
+    assert view.view_range[:2] == (target[0] + 3, target[1] + 3)
+    assert view.wait_idle(30)
+    assert view.shown.extent[0] <= target[0] + 3
+    view.close()
+
+
 def test_display_settings_do_not_reprocess(builder):
     assert builder.wait_idle(60)
     builder.add_stage("background_subtraction", box_size=32)

@@ -5,6 +5,7 @@ import ipywidgets as w
 import numpy as np
 
 from ..errors import InputError
+from ._sync import hold_sync
 
 __all__ = ["Histogram"]
 
@@ -72,7 +73,7 @@ class Histogram(w.VBox):
         if image is None or limits is None:
             return
         key = image.key
-        with self.figure.hold_sync():
+        with hold_sync(self.bars, self.lines, self.xs, self.ys):
             if key != self._key:
                 self._key = key
                 counts, edges = self._histogram(image, limits)

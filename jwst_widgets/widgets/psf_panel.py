@@ -27,6 +27,7 @@ import ipywidgets as w
 import numpy as np
 
 from ..errors import InputError
+from ._sync import hold_sync
 from .worker import LatestWorker
 
 __all__ = ["PSFPanel"]
@@ -37,11 +38,6 @@ SHOW_CHOICES = ("data", "model", "residual")
 
 def _error_html(text):
     return f'<span style="color:#c0392b">{html.escape(str(text))}</span>'
-
-
-def _png_image(png):
-    from .view import _png_widget
-    return _png_widget(png)
 
 
 class PSFPanel(w.VBox):
@@ -309,8 +305,9 @@ class PSFPanel(w.VBox):
     # -- figures --------------------------------------------------------------------------
     def _build_psf_figures(self):
         sx, sy = bq.LinearScale(min=0.0, max=1.0), bq.LinearScale(min=0.0, max=1.0)
-        self.psf_mark = bq.Image(image=_png_image(_empty_png()), scales={"x": sx, "y": sy},
-                                 x=[0, 1], y=[0, 1])
+        from .view import _PngFeed
+        self._psf_feed = _PngFeed(scales={"x": sx, "y": sy}, x=[0, 1], y=[0, 1])
+        self.psf_mark = self._psf_feed.mark
         self.psf_figure = bq.Figure(marks=[self.psf_mark], padding_x=0, padding_y=0,
                                     fig_margin=dict(top=24, bottom=6, left=6, right=6),
                                     title="PSF (log)", animation_duration=0,
@@ -373,12 +370,8 @@ class PSFPanel(w.VBox):
         n = image.shape[0]
         shown = render(image.astype(np.float32), max_size=(200, 200), stretch="log",
                        colormap="inferno", limits=(vmin, vmax))
-        with self.psf_figure.hold_sync():
-            old = self.psf_mark.image
-            self.psf_mark.image = _png_image(shown.png)
-            old.close()
-            self.psf_mark.x, self.psf_mark.y = [0, 1], [0, 1]
-            self.psf_figure.title = f"PSF ({res.psf.kind}, log), FWHM {res.psf.fwhm:.2f} px"
+        self._psf_feed.show(shown.png, x=[0, 1], y=[0, 1])
+        self.psf_figure.title = f"PSF ({res.psf.kind}, log), FWHM {res.psf.fwhm:.2f} px"
         os_ = res.psf.oversampling
         c = (n - 1) / 2
         yy, xx = np.mgrid[:n, :n]
@@ -392,7 +385,7 @@ class PSFPanel(w.VBox):
         centers = edges[:-1] + 0.125
         ok = np.isfinite(prof) & (prof > 0)
         prof = prof[ok] / prof[ok].max() if ok.any() else np.ones(1)
-        with self.profile_figure.hold_sync():
+        with hold_sync(self.profile_line, self.profile_half):
             self.profile_line.x, self.profile_line.y = centers[ok], prof
             self.profile_half.x = [0.0, res.psf.fwhm / 2, res.psf.fwhm / 2]
             self.profile_half.y = [0.5, 0.5, float(max(prof.min(), 1e-6))]
@@ -454,7 +447,7 @@ class PSFPanel(w.VBox):
     def _draw_compare(self):
         rows, m_ap, m_psf = self.aperture_comparison()
         self.compare_rows = rows
-        with self.compare_figure.hold_sync():
+        with hold_sync(self.compare_mark, self.cmp_x, self.cmp_y):
             self.compare_mark.selected = None
             self.compare_mark.x, self.compare_mark.y = m_ap, m_psf - m_ap
             if len(rows):
@@ -492,8 +485,3 @@ class PSFPanel(w.VBox):
 def PROGRESS_HUB():
     from ..pipeline.psf_stage import PROGRESS
     return PROGRESS
-
-
-def _empty_png():
-    from .view import _empty_png as empty
-    return empty()

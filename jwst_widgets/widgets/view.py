@@ -18,6 +18,7 @@ import numpy as np
 import traitlets as t
 
 from ..errors import InputError, describe_choices
+from ._sync import hold_sync
 from .worker import LatestWorker
 
 __all__ = ["ImageView", "DisplayState", "STRETCHES", "COLORMAPS"]
@@ -43,6 +44,39 @@ def _png_widget(png):
     if _IMAGE_LAYOUT is None:
         _IMAGE_LAYOUT = w.Layout()
     return w.Image(value=png, format="png", layout=_IMAGE_LAYOUT)
+
+
+class _PngFeed:
+    """Shows PNGs in a bqplot ``Image`` mark through two alternating image models.
+
+    bqplot's mark redraws when its ``image`` trait points at another model, not
+    when the shown model's ``value`` changes; a new model per picture costs a
+    comm open and a close, each handled in turn by the front end. So the next
+    picture is written into the spare model, then the mark is pointed at it,
+    with its new extent, in one message. The front end (JupyterLab's kernel
+    connection, as used by Voila) handles a kernel's messages one after the
+    other, each once the previous one's state is set: the mark never sees the
+    spare before its new value.
+    """
+
+    def __init__(self, **mark_traits):
+        self.spare = _png_widget(_empty_png())
+        self.mark = bq.Image(image=_png_widget(_empty_png()), **mark_traits)
+
+    def show(self, png, **mark_traits):
+        """Show ``png`` (bytes) and set the mark's other traits (x, y, visible) with it."""
+        with self.mark.hold_sync():
+            if png != self.mark.image.value:  # else the front end would redraw the same
+                spare = self.spare
+                spare.value = png
+                self.spare = self.mark.image
+                self.mark.image = spare
+            for name, value in mark_traits.items():
+                setattr(self.mark, name, value)
+
+    def close(self):
+        self.spare.close()
+        self.mark.image.close()
 
 
 def _empty_png():
@@ -186,10 +220,9 @@ class ImageView(w.VBox):
         self.x_scale = bq.LinearScale(min=0.0, max=1.0, allow_padding=False)
         self.y_scale = bq.LinearScale(min=0.0, max=1.0, allow_padding=False)
         scales = {"x": self.x_scale, "y": self.y_scale}
-        self.mark = bq.Image(image=_png_widget(_empty_png()), scales=scales,
-                             x=[0, 1], y=[0, 1])
-        self.segment_mark = bq.Image(image=_png_widget(_empty_png()),
-                                     scales=scales, x=[0, 1], y=[0, 1], visible=False)
+        self._feed = _PngFeed(scales=scales, x=[0, 1], y=[0, 1])
+        self._segment_feed = _PngFeed(scales=scales, x=[0, 1], y=[0, 1], visible=False)
+        self.mark, self.segment_mark = self._feed.mark, self._segment_feed.mark
         self._size_scale = bq.LinearScale(min=0.0, max=1.0)
         self._color_scale = bq.ColorScale(scheme="viridis")
         # Markers are drawn with WebGL (bqplot-gl, which bqplot-image-gl brings): SVG
@@ -344,20 +377,39 @@ class ImageView(w.VBox):
 
     @property
     def view_range(self):
-        """(x0, x1, y0, y1): the visible data range, in pixel coordinates."""
+        """(x0, x1, y0, y1): the visible data range, in pixel coordinates.
+
+        After :meth:`zoom`, :meth:`pan` and the like this is the new range at
+        once; the figure's scales move to it with the new picture.
+        """
+        if self._pending_range is not None:
+            return self._pending_range
         return (float(self.x_scale.min), float(self.x_scale.max),
                 float(self.y_scale.min), float(self.y_scale.max))
 
+    _pending_range = None
+
     def _set_ranges(self, x0, x1, y0, y1, render=True):
-        with self.figure.hold_sync():
-            self._quiet = True
-            try:
-                self.x_scale.min, self.x_scale.max = float(x0), float(x1)
-                self.y_scale.min, self.y_scale.max = float(y0), float(y1)
-            finally:
-                self._quiet = False
+        ranges = (float(x0), float(x1), float(y0), float(y1))
+        if self.image is None:
+            self._move_scales(ranges)
+            return
+        # The scales move with the picture of the new range (in _apply): each scale
+        # change makes the browser lay out and redraw the figure (markers included),
+        # and the new picture waited behind that work (~70 ms at 2048², BENCHMARKS.md).
+        self._pending_range = ranges
         if render:
             self.refresh()
+
+    def _move_scales(self, ranges):
+        x0, x1, y0, y1 = ranges
+        with hold_sync(self.x_scale, self.y_scale):  # one message per scale
+            self._quiet = True
+            try:
+                self.x_scale.min, self.x_scale.max = x0, x1
+                self.y_scale.min, self.y_scale.max = y0, y1
+            finally:
+                self._quiet = False
 
     # -- rendering ------------------------------------------------------------------------
     _quiet = False
@@ -372,7 +424,8 @@ class ImageView(w.VBox):
         return self._worker.wait_idle(timeout)
 
     def _on_scale(self, change):
-        if not self._quiet:
+        if not self._quiet:  # moved in the browser (pan, zoom with the mouse)
+            self._pending_range = None
             self.refresh()
 
     def _on_settings(self, change):
@@ -449,6 +502,7 @@ class ImageView(w.VBox):
                   snap["colormap"], snap["reduce"], round(x0, 3), round(x1, 3), round(y0, 3),
                   round(y1, 3), snap["size"], id(seg))
         if digest == self._last_hash:
+            self._settle(snap["view"])
             return
         limits = self._limits(snap)
         if cancelled():
@@ -463,7 +517,7 @@ class ImageView(w.VBox):
         if k and not pyramid.has_level(k) and image.data.size >= PROGRESSIVE_PIXELS:
             # a huge frame: show every 2**k-th pixel at once, then the block means
             quick = render_view(decimated(pyramid, k), scale=snap["binning"] * 2**k, **kw)
-            self._apply(quick, None, bar, limits, generation, cancelled, None)
+            self._apply(quick, snap["view"], None, bar, limits, generation, cancelled, None)
             if cancelled():
                 return
         result = render_view(pyramid, scale=snap["binning"], **kw)
@@ -471,27 +525,28 @@ class ImageView(w.VBox):
         if seg is not None and result.extent is not None:
             from ..processing.display import render_labels
             seg_png = render_labels(seg, result.region, result.factor)
-        self._apply(result, seg_png, bar, limits, generation, cancelled, digest)
+        self._apply(result, snap["view"], seg_png, bar, limits, generation, cancelled, digest)
 
-    def _apply(self, result, seg_png, bar, limits, generation, cancelled, digest):
+    def _settle(self, view):
+        """Move the scales to ``view``, the range of the picture shown (or about to be)."""
+        if view != (float(self.x_scale.min), float(self.x_scale.max),
+                    float(self.y_scale.min), float(self.y_scale.max)):
+            self._move_scales(view)
+        if self._pending_range == view:
+            self._pending_range = None
+
+    def _apply(self, result, view, seg_png, bar, limits, generation, cancelled, digest):
         with self._apply_lock:
             if not self._worker.is_current(generation) and cancelled():
                 return
             ex0, ex1, ey0, ey1 = result.extent or (0, 1, 0, 1)
-            with self.figure.hold_sync():
-                old = self.mark.image
-                self.mark.image = _png_widget(result.png or _empty_png())
-                self.mark.x = [ex0, ex1]
-                self.mark.y = [ey0, ey1]
-                old.close()
-                old_seg = self.segment_mark.image
-                if seg_png is not None:
-                    self.segment_mark.image = _png_widget(seg_png)
-                    self.segment_mark.x = [ex0, ex1]
-                    self.segment_mark.y = [ey0, ey1]
-                    old_seg.close()
-                self.segment_mark.visible = seg_png is not None
-                self._resize_markers()
+            self._settle(view)
+            self._feed.show(result.png or _empty_png(), x=[ex0, ex1], y=[ey0, ey1])
+            if seg_png is not None:
+                self._segment_feed.show(seg_png, x=[ex0, ex1], y=[ey0, ey1], visible=True)
+            else:
+                self.segment_mark.visible = False
+            self._resize_markers()
             self.colorbar.show(bar, limits)
             self.shown = result
             self.renders += 1
@@ -504,6 +559,8 @@ class ImageView(w.VBox):
         self._render_callbacks.append(callback)
 
     def _on_worker_error(self, exc, text):
+        if self._pending_range is not None:  # navigation still moves the figure
+            self._settle(self._pending_range)
         self.status.value = (f'<span style="color:#c0392b">display error: '
                              f'{type(exc).__name__}: {exc}</span>')
 
@@ -530,7 +587,7 @@ class ImageView(w.VBox):
     def _update_overlay(self):
         x, y = self._catalog_xy()
         show = self.state.show_catalog and len(x) > 0
-        with self.sources.hold_sync():
+        with hold_sync(self.sources, self._size_scale):
             self.sources.selected = None
             self.sources.x, self.sources.y = x, y
             r = self._catalog_sizes()
@@ -669,6 +726,9 @@ class ImageView(w.VBox):
 
     def close(self):
         self._worker.close()
+        self._feed.close()
+        self._segment_feed.close()
+        self.colorbar.close()
         super().close()
 
 
@@ -678,8 +738,8 @@ class _Colorbar(w.VBox):
     def __init__(self, width):
         self.scale = bq.LinearScale(min=0.0, max=1.0, allow_padding=False)
         ys = bq.LinearScale(min=0.0, max=1.0)
-        self.mark = bq.Image(image=_png_widget(_empty_png()),
-                             scales={"x": self.scale, "y": ys}, x=[0, 1], y=[0, 1])
+        self._feed = _PngFeed(scales={"x": self.scale, "y": ys}, x=[0, 1], y=[0, 1])
+        self.mark = self._feed.mark
         axis = bq.Axis(scale=self.scale, num_ticks=6, tick_format=".3g")
         self.figure = bq.Figure(marks=[self.mark], axes=[axis], padding_x=0, padding_y=0,
                                 fig_margin=dict(top=2, bottom=22, left=_MARGIN["left"],
@@ -699,9 +759,11 @@ class _Colorbar(w.VBox):
                       limits=limits).png
 
     def show(self, png, limits):
-        with self.figure.hold_sync():
-            old = self.mark.image
-            self.mark.image = _png_widget(png)
-            old.close()
-            self.scale.min, self.scale.max = float(limits[0]), float(limits[1])
-            self.mark.x = [float(limits[0]), float(limits[1])]
+        lo, hi = float(limits[0]), float(limits[1])
+        with self.scale.hold_sync():
+            self.scale.min, self.scale.max = lo, hi
+        self._feed.show(png, x=[lo, hi])
+
+    def close(self):
+        self._feed.close()
+        super().close()
