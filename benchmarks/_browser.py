@@ -168,6 +168,7 @@ def new_page(browser, viewport=None):
     context.set_default_timeout(60_000)
     log = make_hermetic(context, allow=KNOWN_HARMLESS_OUTSIDE)
     context.add_init_script(_GL_DRAWS)
+    context.add_init_script(_WS_LOG)
     page = context.new_page()
     watch_page(page, log)
     return page
@@ -204,6 +205,32 @@ _GL_DRAWS = r"""(() => {
             return ext;
         };
     }
+})();"""
+
+
+#: Logs the page's web-socket traffic in ``window.__jwWs``: (time, direction, bytes) of
+#: each message, to split a change's time into browser -> kernel, kernel, kernel ->
+#: browser (the image's message arriving) and the front end's own work.
+_WS_LOG = r"""(() => {
+    const log = window.__jwWs = [];
+    const size = (d) => typeof d === 'string' ? d.length : (d.byteLength || d.size || 0);
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+        log.push([performance.now(), 'out', size(data)]);
+        if (log.length > 5000) log.splice(0, 2500);
+        return send.call(this, data);
+    };
+    const Native = window.WebSocket;
+    window.WebSocket = function (...args) {
+        const ws = new Native(...args);
+        ws.addEventListener('message', (e) => {
+            log.push([performance.now(), 'in', size(e.data)]);
+            if (log.length > 5000) log.splice(0, 2500);
+        });
+        return ws;
+    };
+    window.WebSocket.prototype = Native.prototype;
+    Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
 })();"""
 
 
@@ -446,8 +473,9 @@ _PROBE = r"""(opts) => {
 
 _STATE = """() => {
     const P = window.__jwb;
+    const ws = (window.__jwWs || []).filter((m) => P.t0 !== null && m[0] >= P.t0);
     return {t0: P.t0, t0type: P.t0type, now: performance.now(), events: P.events,
-            status: P.statusText(), href: P.href()};
+            status: P.statusText(), href: P.href(), ws};
 }"""
 
 
@@ -559,6 +587,19 @@ def analyse(st):
                    painted_by=sorted({e.get("how") for e in images}))
         if last.get("tDecoded") is not None:
             out["final_image_decode_ms"] = round(last["tDecoded"] - last["tSeen"], 1)
+        # web socket: the change leaving, the largest message (the PNG) before the final
+        # image was seen arriving
+        ws = st.get("ws") or []
+        sent = [m for m in ws if m[1] == "out"]
+        got = [m for m in ws if m[1] == "in" and m[0] <= last["tSeen"]]
+        if sent:
+            out["ws_sent_ms"] = round(sent[0][0] - t0, 1)
+        out["ws_log"] = [(round(m[0] - t0, 1), m[1], m[2]) for m in ws]
+        if got:
+            big = max(got, key=lambda m: m[2])
+            out.update(ws_png_arrived_ms=round(big[0] - t0, 1), ws_png_bytes=big[2],
+                       ws_in_messages=len(got),
+                       ws_last_in_before_seen_ms=round(got[-1][0] - t0, 1))
     if painted:
         out.update(first_any_ms=rel(painted[0]), final_any_ms=rel(painted[-1]),
                    first_any_status=painted[0]["status"])
