@@ -50,6 +50,12 @@ class PipelineBuilder(w.VBox):
         The image view (``.figure``, ``.interval``, ``.stretch``, ``.colormap``).
     panels : list of StagePanel
         One per stage, in order; ``panels[i].controls["box_size"]``.
+    tabs : ipywidgets.Tab
+        The tabs under the view: Catalog, Statistics, Export, MAST, Sky.
+    stats_panel, export_panel, mast, batch_panel
+        The panels of the tabs (and the batch runs'). A tab not shown first
+        makes its panel when it is first selected, or when its attribute is
+        first read: a cell that makes a builder sends fewer widgets.
 
     Notes
     -----
@@ -185,20 +191,23 @@ class PipelineBuilder(w.VBox):
         ])
         right = w.VBox([self.view, display, self.histogram])
 
-        from .batch_panel import BatchPanel
         from .mast_browser import MastBrowser
+        from .tabs import DeferredTab
 
-        self.stats_panel = StatisticsPanel(self)
-        self.export_panel = ExportPanel(self)
-        self.batch_panel = BatchPanel(self)
-        self.mast = MastBrowser(on_open=self._open_downloads)
         # bqplot figures are kept out of the tabs: a figure laid out while its
         # tab is hidden has no size and breaks in the front end.
-        tabs = [("Catalog", self.catalog_table), ("Statistics", self.stats_panel), ("Export", self.export_panel),
-                ("MAST", self.mast)]
-        self.tabs = w.Tab(children=[c for _, c in tabs])
-        for i, (title, _) in enumerate(tabs):
-            self.tabs.set_title(i, title)
+        # The tabs not shown first make their panels when first shown (or asked
+        # for: the properties below); ~200 widget models fewer to send at start.
+        self._deferred_tabs = {
+            "Statistics": DeferredTab(lambda: StatisticsPanel(self)),
+            "Export": DeferredTab(lambda: ExportPanel(self)),
+            "MAST": DeferredTab(lambda: MastBrowser(on_open=self._open_downloads)),
+        }
+        tabs = [("Catalog", self.catalog_table), *self._deferred_tabs.items()]
+        self.tabs = w.Tab(children=[c for _, c in tabs], titles=[t for t, _ in tabs])
+        for tab in self._deferred_tabs.values():
+            tab.watch(self.tabs)
+        self._batch_panel = None  # in no tab: made when asked for
         self.extra_tabs = {}
         from .sky import add_sky_tab  # the sky view itself is made when its tab is shown
         self.sky_tab = add_sky_tab(self)
@@ -210,11 +219,43 @@ class PipelineBuilder(w.VBox):
         self._refresh_choices()
 
     def add_tab(self, title, widget):
-        """Add a tab (the MAST browser, the sky view, batch runs plug in here)."""
+        """Add a tab (the sky view plugs in here).
+
+        A :class:`~jwst_widgets.widgets.tabs.DeferredTab` makes its content
+        when the tab is first selected.
+        """
+        from .tabs import DeferredTab
+
         self.tabs.children = [*self.tabs.children, widget]
         self.tabs.set_title(len(self.tabs.children) - 1, title)
         self.extra_tabs[title] = widget
+        if isinstance(widget, DeferredTab):
+            widget.watch(self.tabs)
         return widget
+
+    # the panels of the deferred tabs, made when first asked for
+    @property
+    def stats_panel(self):
+        """The Statistics tab's :class:`~.stats_panel.StatisticsPanel`."""
+        return self._deferred_tabs["Statistics"].build()
+
+    @property
+    def export_panel(self):
+        """The Export tab's :class:`~.export_panel.ExportPanel`."""
+        return self._deferred_tabs["Export"].build()
+
+    @property
+    def mast(self):
+        """The MAST tab's :class:`~.mast_browser.MastBrowser`."""
+        return self._deferred_tabs["MAST"].build()
+
+    @property
+    def batch_panel(self):
+        """The :class:`~.batch_panel.BatchPanel` (runs the chain over many files)."""
+        if self._batch_panel is None:
+            from .batch_panel import BatchPanel
+            self._batch_panel = BatchPanel(self)
+        return self._batch_panel
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, source, *, ext=None, index=None):

@@ -37,6 +37,7 @@ import ipywidgets as w
 import numpy as np
 
 from ..errors import InputError, describe_choices
+from .tabs import DeferredTab
 
 __all__ = ["SkyView", "SkyTab", "add_sky_tab", "footprint", "sky_table", "image_hdulist",
            "ALADIN_LITE_CHOICES"]
@@ -805,11 +806,12 @@ def _row_of(obj, table):
 
 # ------------------------------------------------------------------------- the tab
 
-class SkyTab(w.VBox):
+class SkyTab(DeferredTab):
     """The builder's "Sky" tab: makes its :class:`SkyView` when the tab is first shown.
 
     Aladin Lite keeps a browser busy even when idle, so the sky view is
-    made only when asked for: when its tab is selected, or by :meth:`open_sky`.
+    made only when asked for: when its tab is selected, or by :meth:`open_sky`
+    (a :class:`~jwst_widgets.widgets.tabs.DeferredTab`).
 
     Parameters
     ----------
@@ -829,52 +831,36 @@ class SkyTab(w.VBox):
     """
 
     def __init__(self, builder, **options):
-        self.sky = None
         self._options = options
         self._builder = weakref.ref(builder)
-        self._index = None
         intro = w.HTML(_note("The sky view (Aladin Lite) opens when this tab is shown."))
         button = w.Button(description="show on the sky", icon="globe",
                           layout=w.Layout(width="160px"))
-        button.on_click(lambda _: self._open_quietly())
-        super().__init__([intro, button], layout=w.Layout(width="100%"))
+        button.on_click(lambda _: self._build_quietly())
+        super().__init__(self._make_sky, placeholder=[intro, button])
         self.add_class("jw-sky-tab")
+
+    @property
+    def sky(self):
+        """The :class:`SkyView`, None until made."""
+        return self.content
 
     def open_sky(self):
         """Make the sky view now (if not made yet) and return it."""
-        if self.sky is None:
-            builder = self._builder()
-            if builder is None:
-                raise InputError("the pipeline builder of this tab is gone", param="builder")
-            self.sky = SkyView.for_builder(builder, **self._options)
-            self.children = [self.sky]
-        return self.sky
+        return self.build()
+
+    def _make_sky(self):
+        builder = self._builder()
+        if builder is None:
+            raise InputError("the pipeline builder of this tab is gone", param="builder")
+        return SkyView.for_builder(builder, **self._options)
 
     def configure(self, **options):
         """Set :class:`SkyView` options; a sky view already made is made again with them."""
         if options == self._options:
             return
         self._options = options
-        if self.sky is not None:
-            self.sky.close()
-            self.sky = None
-            self.open_sky()
-
-    def _open_quietly(self):
-        try:
-            self.open_sky()
-        except InputError as exc:
-            self.children = [w.HTML(_note(str(exc), "error"))]
-
-    def _watch(self, tabs, index):
-        self._index = index
-        me = weakref.ref(self)
-
-        def on_tab(change):
-            tab = me()
-            if tab is not None and change["new"] == tab._index and tab.sky is None:
-                tab._open_quietly()
-        tabs.observe(on_tab, "selected_index")
+        self.rebuild()
 
 
 def add_sky_tab(builder, *, title="Sky", **options):
@@ -909,6 +895,5 @@ def add_sky_tab(builder, *, title="Sky", **options):
         tab.configure(**options)
         return tab
     tab = SkyTab(builder, **options)
-    builder.add_tab(title, tab)
-    tab._watch(builder.tabs, len(builder.tabs.children) - 1)
+    builder.add_tab(title, tab)  # which makes the sky view when the tab is selected
     return tab

@@ -96,6 +96,27 @@ def _exercise(page, tag):
                message="the chain to keep working after a bad value")
 
 
+def _open_hidden_tabs(page, tag):
+    """The tabs not shown first are filled by the kernel when clicked, and work."""
+    def tab(title):
+        return page.locator(".widget-tab .lm-TabBar-tab", has_text=title).first
+
+    def button(text):
+        return page.locator(f".widget-tab button:has-text('{text}')").first
+
+    tab("Statistics").click()
+    button("compute").click(timeout=30_000)
+    wait_until(page, lambda: "biweight" in page.locator(".jw-statistics").first.inner_text(),
+               timeout=30_000, message="statistics computed in the Statistics tab")
+    tab("Export").click()
+    button("DS9 regions").wait_for(state="visible", timeout=30_000)
+    tab("MAST").click()
+    button("Search").wait_for(state="visible", timeout=30_000)
+    save_screenshot(page.locator(".widget-tab").first, f"{tag}-mast-tab")
+    tab("Catalog").click()
+    page.locator(".jw-catalog-rows select").first.wait_for(state="visible", timeout=30_000)
+
+
 def _click_a_source(page, row=3):
     """Centre the view on a source, click the middle of the plot: its row is selected in
     the view and the catalog table (the click passes through the markers' WebGL canvas)."""
@@ -128,6 +149,7 @@ def test_builder_in_jupyterlab(jupyterlab_server, make_page):
     run_all(lab_page, timeout=300_000)
     _exercise(lab_page, "lab")
     _click_a_source(lab_page)
+    _open_hidden_tabs(lab_page, "lab")  # last: the tabs scroll the view out of sight
     assert_no_errors(lab_page)
 
 
@@ -138,4 +160,5 @@ def test_builder_in_voila(voila_server, make_page):
     server = voila_server(NOTEBOOK)
     open_voila(page, server, timeout=300_000)
     _exercise(page, "voila")
+    _open_hidden_tabs(page, "voila")
     assert_no_errors(page)
