@@ -2,8 +2,8 @@
 
 Each widget made in a kernel is a message to the browser: a new builder makes
 only what is on screen (the Catalog tab is the one shown first), and the
-Statistics, Export and MAST panels, and the batch panel, are made when their
-tab is selected or their attribute is read.
+Statistics, Export, MAST and "Apply to files" panels are made when their tab
+is selected or their attribute is read.
 """
 
 import ipywidgets as w
@@ -21,7 +21,8 @@ from jwst_widgets.widgets.tabs import DeferredTab
 #: tab title -> (builder attribute, panel class)
 DEFERRED = {"Statistics": ("stats_panel", StatisticsPanel),
             "Export": ("export_panel", ExportPanel),
-            "MAST": ("mast", MastBrowser)}
+            "MAST": ("mast", MastBrowser),
+            "Apply to files": ("batch_panel", BatchPanel)}
 PANEL_CLASSES = (StatisticsPanel, ExportPanel, MastBrowser, BatchPanel)
 
 
@@ -59,7 +60,8 @@ def tab_of(builder, title):
 
 
 def test_a_new_builder_makes_none_of_the_hidden_panels(builder, made):
-    assert builder.tabs.titles[0] == "Catalog" and builder.tabs.selected_index == 0
+    assert builder.tabs.titles == ("Catalog", *DEFERRED, "Sky")
+    assert builder.tabs.selected_index == 0
     assert builder.tabs.children[0] is builder.catalog_table
     assert made(PANEL_CLASSES) == []
     for title in DEFERRED:
@@ -87,15 +89,14 @@ def test_selecting_a_tab_makes_its_panel_once(builder, made, title):
     assert made(cls) == panels
 
 
-@pytest.mark.parametrize("attr,cls", [*DEFERRED.values(), ("batch_panel", BatchPanel)])
-def test_reading_the_attribute_makes_the_panel_once(builder, made, attr, cls):
+@pytest.mark.parametrize("title", list(DEFERRED))
+def test_reading_the_attribute_makes_the_panel_once(builder, made, title):
+    attr, cls = DEFERRED[title]
     panel = getattr(builder, attr)
     assert isinstance(panel, cls) and made(PANEL_CLASSES) == [panel]
     assert getattr(builder, attr) is panel
-    title = next((t for t, (a, _) in DEFERRED.items() if a == attr), None)
-    if title is not None:
-        assert tab_of(builder, title).children == (panel,)
-        builder.tabs.selected_index = builder.tabs.titles.index(title)
+    assert tab_of(builder, title).children == (panel,)
+    builder.tabs.selected_index = builder.tabs.titles.index(title)
     assert made(cls) == [panel]
 
 
@@ -121,8 +122,10 @@ def test_the_panels_made_late_work(builder, tmp_path):
     assert builder.wait_idle(60)
     assert builder.image.meta.get("path") == str(tmp_path / "late.fits")
     assert builder.downloads == [str(tmp_path / "late.fits")]
-    builder.batch_panel.use_downloads()  # the batch panel sees the builder's downloads
-    assert builder.batch_panel.patterns() == [str(tmp_path / "late.fits")]
+    builder.tabs.selected_index = builder.tabs.titles.index("Apply to files")
+    batch = tab_of(builder, "Apply to files").content
+    batch.use_downloads()  # the batch panel sees the builder's downloads
+    assert batch.patterns() == [str(tmp_path / "late.fits")]
 
 
 def test_a_deferred_tab_says_why_it_could_not_be_made_and_tries_again():

@@ -51,11 +51,12 @@ class PipelineBuilder(w.VBox):
     panels : list of StagePanel
         One per stage, in order; ``panels[i].controls["box_size"]``.
     tabs : ipywidgets.Tab
-        The tabs under the view: Catalog, Statistics, Export, MAST, Sky.
+        The tabs under the view: Catalog, Statistics, Export, MAST, Apply to
+        files (the chain over many files, on Dask), Sky.
     stats_panel, export_panel, mast, batch_panel
-        The panels of the tabs (and the batch runs'). A tab not shown first
-        makes its panel when it is first selected, or when its attribute is
-        first read: a cell that makes a builder sends fewer widgets.
+        The panels of the tabs. A tab not shown first makes its panel when it
+        is first selected, or when its attribute is first read: a cell that
+        makes a builder sends fewer widgets.
 
     Notes
     -----
@@ -191,6 +192,7 @@ class PipelineBuilder(w.VBox):
         ])
         right = w.VBox([self.view, display, self.histogram])
 
+        from .batch_panel import BatchPanel
         from .mast_browser import MastBrowser
         from .tabs import DeferredTab
 
@@ -202,12 +204,12 @@ class PipelineBuilder(w.VBox):
             "Statistics": DeferredTab(lambda: StatisticsPanel(self)),
             "Export": DeferredTab(lambda: ExportPanel(self)),
             "MAST": DeferredTab(lambda: MastBrowser(on_open=self._open_downloads)),
+            "Apply to files": DeferredTab(lambda: BatchPanel(self)),
         }
         tabs = [("Catalog", self.catalog_table), *self._deferred_tabs.items()]
         self.tabs = w.Tab(children=[c for _, c in tabs], titles=[t for t, _ in tabs])
         for tab in self._deferred_tabs.values():
             tab.watch(self.tabs)
-        self._batch_panel = None  # in no tab: made when asked for
         self.extra_tabs = {}
         from .sky import add_sky_tab  # the sky view itself is made when its tab is shown
         self.sky_tab = add_sky_tab(self)
@@ -251,11 +253,8 @@ class PipelineBuilder(w.VBox):
 
     @property
     def batch_panel(self):
-        """The :class:`~.batch_panel.BatchPanel` (runs the chain over many files)."""
-        if self._batch_panel is None:
-            from .batch_panel import BatchPanel
-            self._batch_panel = BatchPanel(self)
-        return self._batch_panel
+        """The "Apply to files" tab's :class:`~.batch_panel.BatchPanel`."""
+        return self._deferred_tabs["Apply to files"].build()
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, source, *, ext=None, index=None):

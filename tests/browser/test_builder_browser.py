@@ -113,6 +113,9 @@ def _open_hidden_tabs(page, tag):
     tab("MAST").click()
     button("Search").wait_for(state="visible", timeout=30_000)
     save_screenshot(page.locator(".widget-tab").first, f"{tag}-mast-tab")
+    tab("Apply to files").click()
+    button("MAST downloads").wait_for(state="visible", timeout=30_000)
+    save_screenshot(page.locator(".widget-tab").first, f"{tag}-apply-to-files-tab")
     tab("Catalog").click()
     page.locator(".jw-catalog-rows select").first.wait_for(state="visible", timeout=30_000)
 
