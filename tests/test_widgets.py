@@ -386,3 +386,25 @@ def test_histogram_limits_drawn_and_settable(builder):
     hist.brush.brushing = False
     hist._on_brush({"new": False})
     assert builder.view.interval == pytest.approx((lo, lo + 0.2))
+
+
+def test_processing_change_draws_a_preview_first(frame, monkeypatch):
+    """A slow chain: the binned preview is drawn first, then the full resolution."""
+    from jwst_widgets import Pipeline
+    from jwst_widgets.widgets import builder as builder_module
+
+    monkeypatch.setattr(builder_module, "PREVIEW_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(builder_module, "PREVIEW_SIZE", 256)   # 512 px frame: binned 2x2
+    chain = [("background_subtraction", {"box_size": 32}), ("noise_reduction", {"sigma": 1.0})]
+    b = PipelineBuilder(frame.image, stages=chain, width=400, height=380)
+    assert b.wait_idle(60)
+    shown = []
+    b.view.on_rendered(lambda view: shown.append(view.binning))
+    b.set_params(1, sigma=2.0)
+    assert b.wait_idle(60)
+    assert shown[0] == 2 and shown[-1] == 1
+    assert b.preview.image.data.shape == (256, 256)
+    headless = Pipeline([chain[0], ("noise_reduction", {"sigma": 2.0})]).run(frame.image)
+    np.testing.assert_array_equal(b.result.image.data, headless.image.data)
+    np.testing.assert_array_equal(b.view.image.data, headless.image.data)
+    b.close()

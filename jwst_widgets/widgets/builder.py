@@ -21,6 +21,8 @@ __all__ = ["PipelineBuilder"]
 PREVIEW_AFTER_SECONDS = 0.25
 #: The preview image's longest side, in pixels.
 PREVIEW_SIZE = 512
+#: The full run waits at most this long (s) for the preview to be computed and drawn.
+PREVIEW_HEAD_START = 0.5
 
 
 def _error_html(text):
@@ -95,6 +97,8 @@ class PipelineBuilder(w.VBox):
         self._preview_inputs = {}
         self._full = LatestWorker("jwst-widgets-pipeline", on_error=self._on_bug)
         self._fast = LatestWorker("jwst-widgets-preview", on_error=self._on_bug)
+        self._preview_done = threading.Event()  # the preview the full run lets go first
+        self._preview_done.set()
         # previews run on a binned copy through a pipeline of their own, whose
         # cache keeps the binned outputs of the stages that did not change
         self._preview_pipeline = Pipeline(registry=self.registry, cache_bytes=256 << 20)
@@ -450,14 +454,22 @@ class PipelineBuilder(w.VBox):
             gen = self._gen
         for p in self.panels[stage if stage is not None else 0:]:
             p.set_status("running...", busy=True)
+        self._preview_done.set()  # a full run still waiting for an older preview: go
         if self._last_full_seconds > PREVIEW_AFTER_SECONDS and len(self.pipeline):
-            self._fast.submit(lambda g, c: self._preview_job(gen))
+            done = self._preview_done = threading.Event()
+            self._fast.submit(lambda g, c: self._preview_job(gen, done))
         self._full.submit(lambda g, c: self._full_job(gen))
 
     def _superseded(self, gen):
         return gen != self._gen
 
     def _full_job(self, gen):
+        # The preview runs and is drawn first, alone: run side by side on 2 cores, the
+        # full run took the GIL from it (scipy's filters hold it ~0.1 s at a time) and
+        # doubled its latency (BENCHMARKS.md); the full run starts ~0.1 s later.
+        self._preview_done.wait(PREVIEW_HEAD_START)
+        if self._superseded(gen):
+            return
         image = self.image
         t0 = time.perf_counter()
         try:
@@ -480,11 +492,19 @@ class PipelineBuilder(w.VBox):
                 self._good[panel.uid] = dict(s.params)
             self._show(result, preview_factor=None)
 
-    def _preview_job(self, gen):
+    def _preview_job(self, gen, done):
+        try:
+            if self._preview(gen):
+                self.view.wait_idle(PREVIEW_HEAD_START)  # drawn, not only computed
+        finally:
+            done.set()
+
+    def _preview(self, gen):
+        """Run the chain on a binned copy of the image and show it; True if shown."""
         image = self.image
         factor = max(1, int(np.ceil(max(image.data.shape) / PREVIEW_SIZE)))
         if factor == 1:
-            return
+            return False
         small = self._preview_input(image, factor)
         pipe = self._preview_pipeline
         try:
@@ -504,12 +524,13 @@ class PipelineBuilder(w.VBox):
             pipe.set_stages(stages)
             result = pipe.run(small, cancel=lambda: self._superseded(gen))
         except (Cancelled, InputError):
-            return
+            return False
         with self._lock:
             if self._superseded(gen) or self._applied_gen >= gen or image is not self.image:
-                return
+                return False
             self.preview = result
             self._show(result, preview_factor=factor)
+        return True
 
     def _preview_input(self, image, factor):
         key = (image.key, factor)
