@@ -455,10 +455,16 @@ class PipelineBuilder(w.VBox):
         for p in self.panels[stage if stage is not None else 0:]:
             p.set_status("running...", busy=True)
         self._preview_done.set()  # a full run still waiting for an older preview: go
-        if self._last_full_seconds > PREVIEW_AFTER_SECONDS and len(self.pipeline):
+        if self._expected_seconds(stage) > PREVIEW_AFTER_SECONDS and len(self.pipeline):
             done = self._preview_done = threading.Event()
             self._fast.submit(lambda g, c: self._preview_job(gen, done))
         self._full.submit(lambda g, c: self._full_job(gen))
+
+    def _expected_seconds(self, stage):
+        """What running the chain from ``stage`` on took last time (cached stages included)."""
+        if self.result is None:
+            return self._last_full_seconds
+        return sum(s.seconds for s in self.result.stages[stage or 0:])
 
     def _superseded(self, gen):
         return gen != self._gen
@@ -481,8 +487,7 @@ class PipelineBuilder(w.VBox):
             return
         if self._superseded(gen):
             return
-        self._last_full_seconds = time.perf_counter() - t0 - sum(
-            s.seconds for s in result.stages if s.cached)
+        self._last_full_seconds = time.perf_counter() - t0
         with self._lock:
             if self._superseded(gen) or image is not self.image:
                 return
