@@ -336,3 +336,36 @@ def test_non_finite_values_without_a_mask(dtype):
     good = data[np.isfinite(data)]
     assert stats["min"] == float(good.min()) and stats["max"] == float(good.max())
     assert_equal_to_astropy(stats, good)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_inputs_use_two_threads_with_the_same_results(monkeypatch, dtype):
+    # More than _THREADS_FROM values are sorted (partition + two halves) and
+    # summed in two threads: the numbers must be those of the one-thread
+    # path bit for bit, but for the sign of a zero: -0.0 and 0.0 are equal
+    # to a sort, so which comes first (the min here) is arbitrary either way.
+    from jwst_widgets.processing import stats
+
+    rng = np.random.default_rng(35)
+    data = field((1100, 1000), seed=35, dtype=dtype)     # 1.1 M values
+    data[5, :4] = np.inf
+    data[6, :3] = -np.inf
+    data[7, :50] = 0.0
+    data[8, :50] = -0.0
+    mask = rng.random(data.shape) < 0.02
+    assert data.size > stats._THREADS_FROM
+    calls = []
+    real = stats._in_two_threads
+    monkeypatch.setattr(stats, "_in_two_threads", lambda f, g: (calls.append(1), real(f, g)))
+    cases = [dict(), dict(mask=mask), dict(sigma=2.0, maxiters=None)]
+    threaded = [robust_statistics(data, **kw) for kw in cases]
+    assert len(calls) == 2 * len(cases)           # the sort and the biweight pass
+    monkeypatch.setattr(stats, "_THREADS_FROM", data.size)
+    one_thread = [robust_statistics(data, **kw) for kw in cases]
+    assert len(calls) == 2 * len(cases)
+    def bits(stats):         # repr: exact digits; + 0.0 turns -0.0 into 0.0
+        return {k: repr(v + 0.0 if isinstance(v, float) else v) for k, v in stats.items()}
+
+    for a, b in zip(threaded, one_thread):
+        assert bits(a) == bits(b)
+    assert_equal_to_astropy(threaded[0], data[np.isfinite(data)])
