@@ -99,6 +99,15 @@ def test_navigation_moves_the_scales_with_the_new_picture(frame):
     assert view.view_range[:2] == (target[0] + 3, target[1] + 3)
     assert view.wait_idle(30)
     assert view.shown.extent[0] <= target[0] + 3
+    # a drag in the browser while a kernel zoom is on its way: the drag wins, and no
+    # picture moves the scales back
+    view.zoom(2.0)
+    for k in range(1, 6):
+        with view.x_scale.hold_sync():
+            view.x_scale.min, view.x_scale.max = target[0] + 3 + k, target[1] + 3 + k
+    assert view.wait_idle(30)
+    assert (view.x_scale.min, view.x_scale.max) == (target[0] + 8, target[1] + 8)
+    assert view.view_range[:2] == (target[0] + 8, target[1] + 8)
     view.close()
 
 

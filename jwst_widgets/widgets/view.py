@@ -215,6 +215,7 @@ class ImageView(w.VBox):
         self._pyramids = collections.OrderedDict()
         self._render_callbacks = []
         self._apply_lock = threading.Lock()
+        self._range_lock = threading.Lock()
         self._worker = LatestWorker("jwst-widgets-render", on_error=self._on_worker_error)
 
         self.x_scale = bq.LinearScale(min=0.0, max=1.0, allow_padding=False)
@@ -397,7 +398,8 @@ class ImageView(w.VBox):
         # The scales move with the picture of the new range (in _apply): each scale
         # change makes the browser lay out and redraw the figure (markers included),
         # and the new picture waited behind that work (~70 ms at 2048², BENCHMARKS.md).
-        self._pending_range = ranges
+        with self._range_lock:
+            self._pending_range = ranges
         if render:
             self.refresh()
 
@@ -425,7 +427,8 @@ class ImageView(w.VBox):
 
     def _on_scale(self, change):
         if not self._quiet:  # moved in the browser (pan, zoom with the mouse)
-            self._pending_range = None
+            with self._range_lock:
+                self._pending_range = None
             self.refresh()
 
     def _on_settings(self, change):
@@ -528,12 +531,16 @@ class ImageView(w.VBox):
         self._apply(result, snap["view"], seg_png, bar, limits, generation, cancelled, digest)
 
     def _settle(self, view):
-        """Move the scales to ``view``, the range of the picture shown (or about to be)."""
-        if view != (float(self.x_scale.min), float(self.x_scale.max),
-                    float(self.y_scale.min), float(self.y_scale.max)):
-            self._move_scales(view)
-        if self._pending_range == view:
-            self._pending_range = None
+        """Move the scales to ``view`` (a picture's range) if it is the one asked for last.
+
+        Only a move asked for in the kernel (zoom, pan, reset...) waits for its
+        picture; a range from the browser (a mouse drag) is on the scales already,
+        and an older picture must not drag them back.
+        """
+        with self._range_lock:
+            if self._pending_range is not None and self._pending_range == view:
+                self._move_scales(view)
+                self._pending_range = None
 
     def _apply(self, result, view, seg_png, bar, limits, generation, cancelled, digest):
         with self._apply_lock:
