@@ -167,45 +167,10 @@ def new_page(browser, viewport=None):
                                   service_workers="block")
     context.set_default_timeout(60_000)
     log = make_hermetic(context, allow=KNOWN_HARMLESS_OUTSIDE)
-    context.add_init_script(_GL_DRAWS)
     context.add_init_script(_WS_LOG)
     page = context.new_page()
     watch_page(page, log)
     return page
-
-
-#: Counts WebGL draw calls in ``window.__jwGlDraws``: the source markers are drawn with
-#: WebGL (bqplot-gl), so a change of markers shows as new draw calls, not as new elements.
-_GL_DRAWS = r"""(() => {
-    window.__jwGlDraws = 0;
-    const wrap = (proto) => {
-        if (!proto) return;
-        for (const name of ['drawArrays', 'drawElements', 'drawArraysInstanced',
-                            'drawElementsInstanced']) {
-            const f = proto[name];
-            if (typeof f !== 'function') continue;
-            proto[name] = function (...args) { window.__jwGlDraws++; return f.apply(this, args); };
-        }
-    };
-    wrap(window.WebGLRenderingContext && WebGLRenderingContext.prototype);
-    wrap(window.WebGL2RenderingContext && WebGL2RenderingContext.prototype);
-    // WebGL 1 draws instanced markers through the ANGLE_instanced_arrays extension object
-    for (const ctx of [window.WebGLRenderingContext, window.WebGL2RenderingContext]) {
-        if (!ctx) continue;
-        const getExtension = ctx.prototype.getExtension;
-        ctx.prototype.getExtension = function (name) {
-            const ext = getExtension.call(this, name);
-            if (ext && name === 'ANGLE_instanced_arrays' && !ext.__jwWrapped) {
-                ext.__jwWrapped = true;
-                for (const m of ['drawArraysInstancedANGLE', 'drawElementsInstancedANGLE']) {
-                    const f = ext[m];
-                    ext[m] = function (...args) { window.__jwGlDraws++; return f.apply(this, args); };
-                }
-            }
-            return ext;
-        };
-    }
-})();"""
 
 
 #: Logs the page's web-socket traffic in ``window.__jwWs``: (time, direction, bytes) of
@@ -359,7 +324,12 @@ _PROBE = r"""(opts) => {
     };
     P.markSig = () => {
         if (!P.opts.markers) return '';
-        if (P.opts.markers[1] === 'webgl') return String(window.__jwGlDraws || 0);
+        if (P.opts.markers[1] === 'image') {  // a picture: the n-th image of the element
+            const root = P.find('markerRoot', P.opts.markers[0]);
+            const im = root ? root.querySelectorAll('image')[P.opts.markers[2]] : null;
+            if (!im) return '';
+            return (im.getAttribute('visibility') || '') + (im.getAttribute('href') || '');
+        }
         const root = P.find('markerRoot', P.opts.markers[0]);
         if (!root) return '';
         if (P.dotsRoot !== root) {
@@ -431,8 +401,10 @@ _PROBE = r"""(opts) => {
         const m = P.markSig();
         if (m !== P.lastMarks) {
             P.lastMarks = m;
+            const href = P.opts.markers[1] === 'image' && m.indexOf('blob:') >= 0
+                ? m.slice(m.indexOf('blob:')) : null;
             P.events.push({type: 'markers', seq: ++P.seq, tSeen: now, status: P.statusText(),
-                           n: parseInt(m, 10), frames: 0});
+                           n: parseInt(m, 10), frames: 0, href});
         }
         const st = P.statusText();
         if (st !== P.lastStatus) {
@@ -441,6 +413,11 @@ _PROBE = r"""(opts) => {
         }
         for (const ev of P.events) {
             if (ev.tPainted !== undefined || ev.failed || ev.type === 'status') continue;
+            if (ev.type === 'markers' && ev.href && P.paints.get(ev.href)) {
+                const paint = P.paints.get(ev.href);  // a picture: Element Timing says when
+                ev.tPainted = paint.renderTime || paint.loadTime; ev.how = 'element-timing';
+                continue;
+            }
             if (ev.type === 'markers') {
                 // changed in the DOM before this frame: painted in it, seen done by the next
                 ev.frames += 1;
@@ -491,10 +468,11 @@ class Probe:
     page : playwright Page
     image : str
         CSS selector of the SVG ``image`` element whose ``href`` changes with the image.
-    markers : (str, str), optional
+    markers : tuple, optional
         CSS selector of an element and the class name of the SVG scatter markers in
-        it (their number and some of their positions are watched), or ``"webgl"``
-        for markers drawn with WebGL (the page's WebGL draw calls are counted).
+        it (their number and some of their positions are watched); or
+        ``"image"`` and an index, for markers drawn on a picture: the element's
+        n-th SVG ``image`` (its ``href`` is watched, its paint timed like the image's).
     status : str, optional
         Class name of status lines; with ``busy`` (a regular expression), a
         change is not finished while one of them matches.

@@ -49,7 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _browser as B  # noqa: E402
 
 MAIN_IMAGE = ".jw-image-figure image[href^='blob:']"
-MARKERS = (".jw-image-figure", "webgl")  # the source markers: WebGL draw calls
+#: the source markers: a picture over the view, the figure's third image (after the
+#: image and the segmentation overlay)
+MARKERS = (".jw-image-figure", "image", 2)
 STAGE_STATUS = "jw-stage-status"  # class of the panels' status lines
 BUSY = "running|preview"
 REF_IMAGE = ".jw-ref-figure image[href^='blob:']"

@@ -421,3 +421,57 @@ def test_render_labels_with_many_labels_in_view():
     assert (shown[..., 3] > 0).all()
     few = decode(render_labels(labels[:5], (0, 20, 0, 5), 1))[::-1]   # palette PNG
     np.testing.assert_array_equal(few, shown[:5])
+
+
+# --- source markers -----------------------------------------------------
+
+
+def test_markers_are_rings_at_the_sources():
+    from jwst_widgets.processing.display import render_markers
+    # 2 screen pixels per image pixel; a radius of 5 image pixels is 10 on screen
+    png = render_markers([50.0], [30.0], 5.0, x_range=(0, 100), y_range=(0, 100),
+                         size=(200, 200))
+    rgba = decode(png)
+    assert rgba.shape == (200, 200, 4)
+    rows, cols = np.nonzero(rgba[..., 3])
+    cx, cy = 50.0 * 2, (100 - 30.0) * 2               # the first row is the top
+    d = np.hypot(cols + 0.5 - cx, rows + 0.5 - cy)
+    assert len(d) > 40 and d.min() > 7.5 and d.max() < 12.5
+    assert rgba[int(cy), int(cx), 3] == 0             # a ring, not a disc
+    assert (rgba[rows, cols, :3] == (0x39, 0xff, 0x14)).all()
+
+
+def test_markers_selected_coloured_culled_and_never_too_small():
+    from jwst_widgets.processing.display import colormap_lut, render_markers
+    x, y = [20.0, 60.0, 500.0], [20.0, 60.0, 20.0]       # the third is outside the view
+    png = render_markers(x, y, [0.1, 4.0, 4.0], x_range=(0, 100), y_range=(0, 100),
+                         size=(100, 100), values=[1.0, 3.0, 2.0], selected=[1],
+                         min_radius=3.0)
+    rgba = decode(png)
+    rows, cols = np.nonzero(rgba[..., 3])
+    near_first = np.hypot(cols + 0.5 - 20, rows + 0.5 - 80) < 6
+    near_second = np.hypot(cols + 0.5 - 60, rows + 0.5 - 40) < 7
+    assert near_first.sum() > 8                          # 0.1 px drawn 3 px wide
+    assert (near_first | near_second).all()              # nothing else is drawn
+    # colour by value: the first has the lowest value, the colormap's first colour
+    lut = colormap_lut("viridis")
+    assert (rgba[rows[near_first], cols[near_first], :3] == lut[0, :3]).all()
+    # the selected one is red, drawn on top
+    assert (rgba[rows[near_second], cols[near_second], :3] == (0xff, 0x30, 0x30)).all()
+    empty = decode(render_markers([500.0], [500.0], 3.0, x_range=(0, 100), y_range=(0, 100),
+                                 size=(50, 50)))
+    assert not empty[..., 3].any()
+
+
+@pytest.mark.parametrize("kw, param", [
+    (dict(size=(0, 10)), "size"),
+    (dict(x_range=(5, 5)), "x_range"),
+    (dict(color="green"), "color"),
+])
+def test_markers_bad_arguments_name_the_parameter(kw, param):
+    from jwst_widgets.processing.display import render_markers
+    args = dict(x_range=(0, 10), y_range=(0, 10), size=(10, 10))
+    args.update(kw)
+    with pytest.raises(InputError) as info:
+        render_markers([1.0], [1.0], 1.0, **args)
+    assert info.value.param == param

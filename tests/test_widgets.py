@@ -417,3 +417,41 @@ def test_processing_change_draws_a_preview_first(frame, monkeypatch):
     np.testing.assert_array_equal(b.result.image.data, headless.image.data)
     np.testing.assert_array_equal(b.view.image.data, headless.image.data)
     b.close()
+
+
+def test_markers_drawn_over_the_view_selected_in_red(frame):
+    """The catalog's circles: a picture over the view, redrawn only when they change."""
+    from astropy.table import QTable
+
+    rng = np.random.default_rng(3)
+    catalog = QTable({"x_centroid": rng.uniform(20, 490, 40),
+                      "y_centroid": rng.uniform(20, 490, 40)})
+    view = ImageView(frame.image, width=300, height=260)
+    view.set_catalog(catalog)
+    assert view.wait_idle(30)
+    assert view.marker_mark.visible
+    assert list(view.marker_mark.x) == list(view.view_range[:2])
+
+    def colours():
+        rgba = np.asarray(PILImage.open(io.BytesIO(view.marker_mark.image.value))
+                          .convert("RGBA"))
+        assert rgba.shape[:2] == (view.plot_size[1], view.plot_size[0])
+        opaque = rgba[rgba[..., 3] > 0][:, :3]
+        return ((opaque == (0x39, 0xff, 0x14)).all(axis=1).sum(),
+                (opaque == (0xff, 0x30, 0x30)).all(axis=1).sum())
+    green, red = colours()
+    assert green > 40 * 8 and red == 0
+    view.select([7])
+    assert view.wait_idle(30)
+    green2, red2 = colours()
+    assert red2 > 8 and green2 < green
+    # a display change leaves the markers' picture alone
+    shown = view.marker_mark.image
+    view.stretch = "sqrt"
+    assert view.wait_idle(30)
+    assert view.marker_mark.image is shown
+    # hidden with the catalog overlay
+    view.state.show_catalog = False
+    assert view.wait_idle(30)
+    assert not view.marker_mark.visible
+    view.close()

@@ -47,6 +47,7 @@ __all__ = [
     "reduce_to_size",
     "render",
     "render_labels",
+    "render_markers",
     "to_rgba8",
     "visible_region",
 ]
@@ -662,6 +663,107 @@ def _label_colours(labels, alpha):
     rgba[..., :3] = np.round(rgb * 255)
     rgba[..., 3] = round(alpha * 255)
     return rgba
+
+
+def render_markers(x, y, radius, *, x_range, y_range, size, values=None, selected=(),
+                   color="#39ff14", selected_color="#ff3030", colormap="viridis",
+                   min_radius=3.0, line_width=2):
+    """Draw circles at catalog positions on a transparent PNG covering a view.
+
+    The picture has the view's size in screen pixels and covers exactly
+    ``x_range`` x ``y_range``, so the circles stay sharp at any zoom.
+
+    Parameters
+    ----------
+    x, y : array_like
+        The centres, in the image's pixel coordinates.
+    radius : float or array_like
+        The radii in image pixels (drawn at least ``min_radius`` screen
+        pixels).
+    x_range, y_range : (float, float)
+        The data range the picture covers (place it at ``x=x_range``,
+        ``y=y_range``).
+    size : (int, int)
+        The picture's (width, height) in pixels.
+    values : array_like, optional
+        A value per circle, coloured through ``colormap`` between their
+        finite minimum and maximum (non-finite values get ``color``).
+    selected : sequence of int, optional
+        Indices of circles drawn thicker, in ``selected_color``, on top.
+    color, selected_color : str
+        ``"#rrggbb"`` colours.
+    colormap : str
+        A matplotlib colormap name, for ``values``.
+    min_radius : float
+        The smallest radius drawn, in screen pixels.
+    line_width : int
+        The circles' line width in screen pixels.
+
+    Returns
+    -------
+    bytes
+        An RGBA PNG, transparent but for the circles.
+
+    Examples
+    --------
+    >>> from jwst_widgets.processing.display import render_markers
+    >>> png = render_markers([10.0, 50.0], [20.0, 60.0], 4.0, x_range=(0, 100),
+    ...                      y_range=(0, 100), size=(200, 200))
+    >>> png[1:4]
+    b'PNG'
+    """
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
+    width, height = (int(v) for v in size)
+    if width < 1 or height < 1:
+        raise InputError(f"size must be two positive integers; got {size!r}", param="size")
+    (x0, x1), (y0, y1) = (float(v) for v in x_range), (float(v) for v in y_range)
+    if not (x1 > x0 and y1 > y0):
+        raise InputError(f"x_range and y_range must increase; got {x_range!r}, {y_range!r}",
+                         param="x_range")
+    sx, sy = width / (x1 - x0), height / (y1 - y0)
+    cx = (np.asarray(x, float) - x0) * sx
+    cy = (y1 - np.asarray(y, float)) * sy           # the first row is the top
+    r = np.maximum(np.broadcast_to(np.asarray(radius, float), cx.shape) * sx, min_radius)
+    # a palette picture (fast to encode, small): 0 transparent, 1 the colour,
+    # 2 the selected colour, 3-255 the colormap's levels for ``values``
+    palette = np.zeros((256, 4), np.uint8)
+    palette[1] = (*_hex_rgb(color), 235)
+    palette[2] = (*_hex_rgb(selected_color), 255)
+    index = np.ones(cx.size, np.uint8)
+    if values is not None:
+        v = np.asarray(values, float)
+        good = np.isfinite(v)
+        if good.any():
+            lo, hi = v[good].min(), v[good].max()
+            scaled = (v[good] - lo) / (hi - lo) if hi > lo else np.full(good.sum(), 0.5)
+            index[good] = 3 + np.round(scaled * 252).astype(np.uint8)
+            palette[3:] = colormap_lut(colormap)[np.round(np.linspace(0, 255, 253)).astype(int)]
+            palette[3:, 3] = 235
+    inside = (np.isfinite(cx) & np.isfinite(cy) & (cx + r >= 0) & (cx - r <= width)
+              & (cy + r >= 0) & (cy - r <= height))
+    chosen = np.zeros(cx.size, bool)
+    chosen[[i for i in selected if 0 <= i < cx.size]] = True
+    img = PILImage.new("P", (width, height), 0)
+    img.putpalette(palette.tobytes(), rawmode="RGBA")
+    draw = ImageDraw.Draw(img)
+    for i in np.flatnonzero(inside & ~chosen):
+        draw.ellipse((cx[i] - r[i], cy[i] - r[i], cx[i] + r[i], cy[i] + r[i]),
+                     outline=int(index[i]), width=line_width)
+    for i in np.flatnonzero(inside & chosen):
+        draw.ellipse((cx[i] - r[i], cy[i] - r[i], cx[i] + r[i], cy[i] + r[i]),
+                     outline=2, width=line_width + 1)
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _hex_rgb(text):
+    text = str(text).lstrip("#")
+    if len(text) != 6:
+        raise InputError(f"a colour must be '#rrggbb'; got {text!r}", param="color")
+    return tuple(int(text[i:i + 2], 16) for i in (0, 2, 4))
 
 
 # --- the whole path -----------------------------------------------------

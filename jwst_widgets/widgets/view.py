@@ -21,7 +21,7 @@ from ..errors import InputError, describe_choices
 from ._sync import hold_sync
 from .worker import LatestWorker
 
-__all__ = ["ImageView", "DisplayState", "STRETCHES", "COLORMAPS"]
+__all__ = ["ImageView", "DisplayState", "SourceMarkers", "STRETCHES", "COLORMAPS"]
 
 STRETCHES = ("linear", "sqrt", "log", "asinh", "power", "histeq")
 INTERVAL_NAMES = ("zscale", "minmax")
@@ -158,13 +158,29 @@ class DisplayState(t.HasTraits):
         return check_colormap(proposal["value"])
 
 
-def _scatter_class():
-    """bqplot-gl's ScatterGL (WebGL markers), or bqplot's SVG Scatter where it is missing."""
-    try:
-        from bqplot_gl import ScatterGL
-    except ImportError:  # pragma: no cover - bqplot-image-gl[bqplot13] brings bqplot-gl
-        return bq.Scatter
-    return ScatterGL
+class SourceMarkers(t.HasTraits):
+    """The catalog overlay: the circles the view draws over the image.
+
+    Attributes
+    ----------
+    x, y : ndarray
+        The centres, in the image's pixel coordinates (one per catalog row).
+    size : ndarray
+        The square of each circle's radius, in image pixels.
+    color : ndarray or None
+        Values coloured through viridis (the view's "colour by" column), or
+        None for one colour.
+    selected : list of int or None
+        The selected rows, ringed in red.
+    visible : bool
+    """
+
+    x = t.Any(np.zeros(0))
+    y = t.Any(np.zeros(0))
+    size = t.Any(np.zeros(0))
+    color = t.Any(None, allow_none=True)
+    selected = t.Any(None, allow_none=True)
+    visible = t.Bool(False)
 
 
 class ImageView(w.VBox):
@@ -224,23 +240,21 @@ class ImageView(w.VBox):
         self._feed = _PngFeed(scales=scales, x=[0, 1], y=[0, 1])
         self._segment_feed = _PngFeed(scales=scales, x=[0, 1], y=[0, 1], visible=False)
         self.mark, self.segment_mark = self._feed.mark, self._segment_feed.mark
-        self._size_scale = bq.LinearScale(min=0.0, max=1.0)
-        self._color_scale = bq.ColorScale(scheme="viridis")
-        # Markers are drawn with WebGL (bqplot-gl, which bqplot-image-gl brings): SVG
-        # markers cost the browser ~0.3 ms each on every zoom, pan and repaint (600 of
-        # them made a zoom at 2048² take 311 ms instead of 201 ms; BENCHMARKS.md).
-        # A click on a marker is the figure's click (nearest_source), as for SVG.
-        self.sources = _scatter_class()(
-            x=np.zeros(0), y=np.zeros(0), scales={**scales, "size": self._size_scale},
-            marker="circle", fill=False, stroke_width=1.5, default_size=64,
-            colors=["#39ff14"], opacities=[0.9],
-            selected_style={"stroke": "#ff3030", "stroke-width": "3"})
+        # The markers are drawn in the kernel, on a transparent picture of the view's
+        # size (render_markers): bqplot's SVG markers cost the browser ~0.3 ms each on
+        # every zoom, pan and repaint, and WebGL ones (bqplot-gl) a read-back of the
+        # canvas per frame where no GPU composites (~37 ms here; BENCHMARKS.md).
+        self.sources = SourceMarkers()
+        self._marker_feed = _PngFeed(scales=scales, x=[0, 1], y=[0, 1], visible=False)
+        self.marker_mark = self._marker_feed.mark
+        self._markers_version = 0
+        self._markers_png = (None, None)
         axes = [bq.Axis(scale=self.x_scale, label="x (px)", grid_lines="none",
                         num_ticks=5, tick_format="d"),
                 bq.Axis(scale=self.y_scale, side="left", label="y (px)",
                         grid_lines="none", num_ticks=5, tick_format="d")]
         self.figure = bq.Figure(
-            marks=[self.mark, self.segment_mark, self.sources], axes=axes, padding_x=0,
+            marks=[self.mark, self.segment_mark, self.marker_mark], axes=axes, padding_x=0,
             padding_y=0, fig_margin=dict(_MARGIN), animation_duration=0,
             layout=w.Layout(width=f"{self.width}px", height=f"{self.height}px"),
             background_style={"fill": "#202020"})
@@ -258,11 +272,7 @@ class ImageView(w.VBox):
                     lambda _: self.zoom_to_native())]
         self.toolbar = w.HBox([self._button(i, tip, cb) for i, tip, cb in buttons])
         self.status = w.HTML("")
-        # bqplot puts its WebGL canvas (the markers) under the SVG marks (the image):
-        # raise it above them; mouse events go through it to the figure as before.
-        style = w.HTML("<style>.jw-image-figure > canvas {z-index: 1; pointer-events: none;}"
-                       "</style>", layout=w.Layout(display="none"))
-        super().__init__([style, self.toolbar, self.figure, self.colorbar, self.readout,
+        super().__init__([self.toolbar, self.figure, self.colorbar, self.readout,
                           self.status])
         self.add_class("jw-image-view")
 
@@ -271,7 +281,7 @@ class ImageView(w.VBox):
         self.state.observe(self._on_settings, names=["interval", "stretch", "colormap", "reduce"])
         self.state.observe(self._on_overlay_settings,
                            names=["show_catalog", "show_segmentation", "color_column"])
-        self.sources.observe(self._on_mark_selected, "selected")
+        self.sources.observe(self._on_markers)
         if image is not None:
             self.set_image(image)
 
@@ -446,7 +456,7 @@ class ImageView(w.VBox):
                     stretch=st.stretch,
                     colormap=st.colormap, reduce=st.reduce, view=self.view_range,
                     size=self.plot_size, segmentation=self.segmentation if st.show_segmentation
-                    else None)
+                    else None, markers=self._markers_version)
 
     def _limits(self, snap):
         from ..processing.enhance import display_limits, make_interval
@@ -503,7 +513,7 @@ class ImageView(w.VBox):
         seg = snap["segmentation"]
         digest = (image.key, snap["binning"], snap["interval"], snap["stretch"],
                   snap["colormap"], snap["reduce"], round(x0, 3), round(x1, 3), round(y0, 3),
-                  round(y1, 3), snap["size"], id(seg))
+                  round(y1, 3), snap["size"], id(seg), snap["markers"])
         if digest == self._last_hash:
             self._settle(snap["view"])
             return
@@ -515,12 +525,14 @@ class ImageView(w.VBox):
         kw = dict(x_range=(x0, x1), y_range=(y0, y1), max_size=snap["size"],
                   stretch=stretch, colormap=snap["colormap"], limits=limits)
         bar = self.colorbar.make(limits, stretch, snap["colormap"])
+        markers = self._render_markers(snap)
         k = needed_level(pyramid, x_range=(x0, x1), y_range=(y0, y1), max_size=snap["size"],
                          scale=snap["binning"])
         if k and not pyramid.has_level(k) and image.data.size >= PROGRESSIVE_PIXELS:
             # a huge frame: show every 2**k-th pixel at once, then the block means
             quick = render_view(decimated(pyramid, k), scale=snap["binning"] * 2**k, **kw)
-            self._apply(quick, snap["view"], None, bar, limits, generation, cancelled, None)
+            self._apply(quick, snap["view"], None, markers, bar, limits, generation, cancelled,
+                        None)
             if cancelled():
                 return
         result = render_view(pyramid, scale=snap["binning"], **kw)
@@ -528,7 +540,8 @@ class ImageView(w.VBox):
         if seg is not None and result.extent is not None:
             from ..processing.display import render_labels
             seg_png = render_labels(seg, result.region, result.factor)
-        self._apply(result, snap["view"], seg_png, bar, limits, generation, cancelled, digest)
+        self._apply(result, snap["view"], seg_png, markers, bar, limits, generation, cancelled,
+                    digest)
 
     def _settle(self, view):
         """Move the scales to ``view`` (a picture's range) if it is the one asked for last.
@@ -542,7 +555,23 @@ class ImageView(w.VBox):
                 self._move_scales(view)
                 self._pending_range = None
 
-    def _apply(self, result, view, seg_png, bar, limits, generation, cancelled, digest):
+    def _render_markers(self, snap):
+        """The markers' picture over the snapshot's view, or None when none are shown."""
+        m = self.sources
+        x, y, size = np.asarray(m.x, float), np.asarray(m.y, float), np.asarray(m.size, float)
+        if not m.visible or not len(x) or len(y) != len(x) or len(size) != len(x):
+            return None
+        key = (snap["markers"], snap["view"], snap["size"])
+        if self._markers_png[0] != key:
+            from ..processing.display import render_markers
+            x0, x1, y0, y1 = snap["view"]
+            png = render_markers(x, y, np.sqrt(size), x_range=(x0, x1), y_range=(y0, y1),
+                                 size=snap["size"], values=m.color, selected=m.selected or ())
+            self._markers_png = (key, png)
+        return self._markers_png[1]
+
+    def _apply(self, result, view, seg_png, markers, bar, limits, generation, cancelled,
+               digest):
         with self._apply_lock:
             if not self._worker.is_current(generation) and cancelled():
                 return
@@ -553,7 +582,11 @@ class ImageView(w.VBox):
                 self._segment_feed.show(seg_png, x=[ex0, ex1], y=[ey0, ey1], visible=True)
             else:
                 self.segment_mark.visible = False
-            self._resize_markers()
+            if markers is not None:  # they cover the view, not the picture's blocks
+                self._marker_feed.show(markers, x=list(view[:2]), y=list(view[2:]),
+                                       visible=True)
+            else:
+                self.marker_mark.visible = False
             self.colorbar.show(bar, limits)
             self.shown = result
             self.renders += 1
@@ -593,35 +626,21 @@ class ImageView(w.VBox):
 
     def _update_overlay(self):
         x, y = self._catalog_xy()
-        show = self.state.show_catalog and len(x) > 0
-        with hold_sync(self.sources, self._size_scale):
+        col = self.state.color_column
+        color = None
+        if col and self.catalog is not None and col in self.catalog.colnames and len(x):
+            color = np.asarray(getattr(self.catalog[col], "value", self.catalog[col]), float)
+        with self.sources.hold_trait_notifications():
             self.sources.selected = None
             self.sources.x, self.sources.y = x, y
-            r = self._catalog_sizes()
-            self._radius_max = float(r.max()) if len(r) else 1.0
-            self.sources.size = r**2
-            self._size_scale.min, self._size_scale.max = 0.0, self._radius_max**2
-            col = self.state.color_column
-            if col and self.catalog is not None and col in self.catalog.colnames and len(x):
-                values = np.asarray(getattr(self.catalog[col], "value", self.catalog[col]), float)
-                self.sources.scales = {**self.sources.scales, "color": self._color_scale}
-                self.sources.color = np.nan_to_num(values, nan=np.nanmedian(values)
-                                                   if np.isfinite(values).any() else 0.0)
-            else:
-                self.sources.color = None
-                self.sources.scales = {k: v for k, v in self.sources.scales.items()
-                                       if k != "color"}
-            self.sources.visible = show
+            self.sources.size = self._catalog_sizes() ** 2
+            self.sources.color = color
+            self.sources.visible = self.state.show_catalog and len(x) > 0
         self.selected = []
-        self._resize_markers()
 
-    def _resize_markers(self):
-        """Keep marker radii in image pixels as the zoom changes."""
-        x0, x1, _, _ = self.view_range
-        pw, _ = self.plot_size
-        screen_per_pixel = pw / max(x1 - x0, 1e-9)
-        radius_px = max(getattr(self, "_radius_max", 1.0) * screen_per_pixel, 3.0)
-        self.sources.default_size = int(min((2 * radius_px) ** 2, 250_000))
+    def _on_markers(self, change):
+        self._markers_version += 1
+        self.refresh()
 
     def on_select(self, callback):
         """Call ``callback(indices)`` when the selection of sources changes here."""
@@ -631,24 +650,13 @@ class ImageView(w.VBox):
         """Select catalog rows (a list of row indices) and highlight their markers."""
         indices = [int(i) for i in (indices or [])]
         self.selected = indices
-        self._muted_select = True
-        try:
-            self.sources.selected = indices or None
-        finally:
-            self._muted_select = False
+        self.sources.selected = indices or None
         if center and indices:
             x, y = self._catalog_xy()
             self.center_on(x[indices[0]], y[indices[0]])
         if notify:
             for cb in list(self._select_callbacks):
                 cb(indices)
-
-    _muted_select = False
-
-    def _on_mark_selected(self, change):
-        if self._muted_select:
-            return
-        self.select(list(change["new"] if change["new"] is not None else []))
 
     def nearest_source(self, x, y, radius=None):
         """Index of the catalog source nearest (x, y) within ``radius`` pixels, or None."""
@@ -735,6 +743,7 @@ class ImageView(w.VBox):
         self._worker.close()
         self._feed.close()
         self._segment_feed.close()
+        self._marker_feed.close()
         self.colorbar.close()
         super().close()
 

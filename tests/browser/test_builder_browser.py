@@ -24,9 +24,16 @@ def _href(page):
     return page.locator(MAIN_IMAGE).first.get_attribute("href", timeout=60_000)
 
 
+def _selected_ring(page):
+    """Pixels of the selected source's red ring on screen."""
+    rgba = element_pixels(page.locator(FIGURE).first).astype(int)
+    r, g, b = rgba[..., 0], rgba[..., 1], rgba[..., 2]
+    return int(np.count_nonzero((r > 200) & (r - np.maximum(g, b) > 120)))
+
+
 def _markers(page):
-    """Pixels of the source markers' green on screen (they are drawn with WebGL, not as
-    SVG elements: what the user sees is all there is to count)."""
+    """Pixels of the source markers' green on screen (they are drawn on a picture in the
+    kernel, not as SVG elements: what the user sees is all there is to count)."""
     rgba = element_pixels(page.locator(FIGURE).first).astype(int)
     r, g, b = rgba[..., 0], rgba[..., 1], rgba[..., 2]
     return int(np.count_nonzero((g > 170) & (g - np.maximum(r, b) > 100)))
@@ -122,7 +129,7 @@ def _open_hidden_tabs(page, tag):
 
 def _click_a_source(page, row=3):
     """Centre the view on a source, click the middle of the plot: its row is selected in
-    the view and the catalog table (the click passes through the markers' WebGL canvas)."""
+    the view and the catalog table (the click passes through the markers' picture)."""
     margin = json.loads(kernel(page, f"""
 import json
 from jwst_widgets.pipeline.outputs import catalog_xy
@@ -140,6 +147,8 @@ print(json.dumps(builder.view.figure.fig_margin))
     wait_until(page, lambda: kernel(page, "print(builder.view.selected, "
                                     "builder.catalog_table.selected)").split() == [f"[{row}]"] * 2,
                timeout=30_000, message=f"a click on source {row} selects its row")
+    wait_until(page, lambda: _selected_ring(page) > 8, timeout=30_000,
+               message="the selected source ringed in red on screen")
     save_screenshot(page.locator(".jw-image-view").first, "lab-source-clicked")
 
 
