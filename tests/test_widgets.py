@@ -455,3 +455,43 @@ def test_markers_drawn_over_the_view_selected_in_red(frame):
     assert view.wait_idle(30)
     assert not view.marker_mark.visible
     view.close()
+
+
+def test_catalog_table_cells_are_each_value_formatted():
+    """The table formats a column at a time; each cell is what the value alone gives."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from astropy.table import MaskedColumn, QTable
+
+    from jwst_widgets.widgets.catalog import CatalogTable, _fmt
+
+    rng = np.random.default_rng(5)
+    n = 40
+    flux = rng.lognormal(0, 4, n)
+    flux[3] = np.nan
+    catalog = QTable({
+        "id": np.arange(1, n + 1),
+        "x_centroid": rng.uniform(0, 2048, n).astype(np.float32),
+        "flux": flux * u.MJy / u.sr,
+        "mag_ab": MaskedColumn(rng.uniform(20, 30, n), mask=rng.random(n) < 0.3),
+        "flags": rng.integers(0, 3, n),
+        "sky_centroid": SkyCoord(rng.uniform(0, 360, n) * u.deg, rng.uniform(-90, 90, n) * u.deg),
+        "peak": rng.normal(0, 1e-4, n),
+    })
+    table = CatalogTable(catalog)
+    table.sort_by.value = "flux"
+    width = 13
+    order = table.order()
+    assert len(table.list.options) == n and [o[1] for o in table.list.options] == order.tolist()
+    for text, i in table.list.options:
+        expected = "".join(_fmt(catalog[i][c])[:width - 1].ljust(width) for c in table.columns)
+        assert text == expected
+    assert any("--" in text for text, _ in table.list.options)   # masked magnitudes
+    table.close()
+    # no column of the usual names: the first ones, sky coordinates and text included
+    plain = QTable({"name": ["a", "b"], "where": catalog["sky_centroid"][:2]})
+    table = CatalogTable(plain)
+    for text, i in table.list.options:
+        expected = "".join(_fmt(plain[i][c])[:width - 1].ljust(width) for c in ("name", "where"))
+        assert text == expected and "," in text
+    table.close()

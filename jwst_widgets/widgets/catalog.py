@@ -26,6 +26,26 @@ def _fmt(value):
     return str(value)
 
 
+def _cells(column, rows):
+    """``_fmt`` of ``column``'s values at ``rows``, a column at a time.
+
+    Formatting row by row (``catalog[i][name]``) took twice as long (14 ms
+    for 522 DAOFIND sources, after every detection change, on the thread
+    that also draws the new picture).
+    """
+    part = column[rows]
+    if hasattr(part, "ra") and hasattr(part, "dec"):
+        return [f"{r:.5f},{d:+.5f}" for r, d in zip(part.ra.deg.tolist(), part.dec.deg.tolist())]
+    mask = np.ma.getmaskarray(part) if np.ma.isMaskedArray(part) else None
+    values = np.asarray(getattr(part, "value", part))
+    if values.ndim != 1:
+        return [_fmt(part[k]) for k in range(len(rows))]
+    texts = [_fmt(v) for v in (values if values.dtype.kind == "f" else values.tolist())]
+    if mask is not None and mask.any():
+        texts = ["--" if m else t for t, m in zip(texts, mask.tolist())]
+    return texts
+
+
 class CatalogTable(w.VBox):
     """Show a catalog; sort by a column; select rows (two-way with the image view).
 
@@ -114,10 +134,10 @@ class CatalogTable(w.VBox):
                              if cols else "")
         options = []
         if self.catalog is not None:
-            for i in self.order():
-                row = self.catalog[int(i)]
-                text = "".join(_fmt(row[c])[:width - 1].ljust(width) for c in cols)
-                options.append((text, int(i)))
+            rows = self.order()
+            cells = [_cells(self.catalog[c], rows) for c in cols]
+            options = [("".join(cell[:width - 1].ljust(width) for cell in texts), int(i))
+                       for i, texts in zip(rows.tolist(), zip(*cells))]
         selected = [i for i in self.list.value if any(i == o[1] for o in options)]
         self._muted = True
         try:
