@@ -130,21 +130,40 @@ def kernel_breakdown(report, *, last_change=False):
 # ------------------------------------------------------------------ trials
 
 
+#: A fingerprint of the builder's catalog (its positions), printed by the kernel.
+_CATALOG_KEY = ("import hashlib, numpy\n_c = builder.result.catalog\n"
+                "print(hashlib.sha1(numpy.asarray(_c['x_centroid'], float).tobytes())"
+                ".hexdigest() if _c is not None and len(_c) else '')")
+
+
 def run_series(page, probe, name, count, warmup, action, *, triggers, need, quiet_ms,
-               timeout_s, report=True, last_change=False, builder=True):
+               timeout_s, report=True, last_change=False, builder=True, markers_only=False):
     """``warmup + count`` changes, one at a time; each waits until painted and quiet.
 
     With ``builder``, a change is over only once the builder says it is idle
     (its view shows the latest change) and the page has been quiet again:
     the panels may say "ran in" seconds before the view's new image is sent.
+    With ``markers_only`` (a threshold), a change that finds the same sources
+    changes nothing on screen: it is kept out of the figures ("unchanged").
     """
     rows = []
+    before = B.kernel_exec(page, _CATALOG_KEY).strip() if markers_only else None
     for i in range(warmup + count):
         probe.arm(triggers)
         row = {"series": name, "i": i, "warmup": i < warmup}
         try:
             row["value"] = action(i)
             probe.disarm()
+            if markers_only:
+                B.wait_builder_idle(page, timeout_s)
+                after = B.kernel_exec(page, _CATALOG_KEY).strip()
+                if after == before:
+                    row["unchanged"] = True
+                    print(f"  {name} #{i}: the same sources, nothing to paint", flush=True)
+                    B.kernel_exec(page, "_bench_report()")  # its log is not the next one's
+                    rows.append(row)
+                    continue
+                before = after
             st = probe.wait(need=need, quiet_ms=quiet_ms, timeout_s=timeout_s)
             if builder:
                 B.wait_builder_idle(page, timeout_s)
@@ -301,7 +320,8 @@ def bench_product(browser, lab, size, path, count, warmup, kinds):
                 return text.input_value()
             out["rows"] += run_series(page, probe, kind, count, warmup, press,
                                       triggers=["keydown"], need="any", quiet_ms=1000,
-                                      timeout_s=600)
+                                      timeout_s=600,
+                                      markers_only=kind == "threshold_sigma")
             wait_settled(page, probe)
             compute = B.kernel_exec(page, f"_bench_compute({index})", parse_json=True)
             out["compute"][kind] = compute
@@ -319,7 +339,8 @@ def bench_product(browser, lab, size, path, count, warmup, kinds):
 
 
 def measured(rows, series):
-    return [r for r in rows if r["series"] == series and not r["warmup"] and "error" not in r]
+    return [r for r in rows if r["series"] == series and not r["warmup"] and "error" not in r
+            and not r.get("unchanged")]
 
 
 def summarise(size, ref_rows, product):
