@@ -7,6 +7,7 @@ import threading
 import ipywidgets as w
 
 from ..errors import InputError
+from ._html import error_html
 
 __all__ = ["BatchPanel"]
 
@@ -160,12 +161,11 @@ class BatchPanel(w.VBox):
             self._refresh_table(paths)
         except InputError as exc:
             self.error = str(exc)
-            self.status.value = f'<span style="color:#c0392b">{html.escape(str(exc))}</span>'
+            self.status.value = error_html(exc)
             self.progress.bar_style = "danger"
         except Exception as exc:  # the panel reports; the builder keeps working
             self.error = f"{type(exc).__name__}: {exc}"
-            self.status.value = (f'<span style="color:#c0392b">the batch stopped: '
-                                 f'{html.escape(self.error)}</span>')
+            self.status.value = error_html(f"the batch stopped: {self.error}")
             self.progress.bar_style = "danger"
         finally:
             self.run_button.disabled, self.cancel_button.disabled = False, True
@@ -222,4 +222,4 @@ class BatchPanel(w.VBox):
         try:
             fn(*args)
         except InputError as exc:
-            self.status.value = f'<span style="color:#c0392b">{html.escape(str(exc))}</span>'
+            self.status.value = error_html(exc)

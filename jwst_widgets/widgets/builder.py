@@ -8,6 +8,7 @@ import ipywidgets as w
 import numpy as np
 
 from ..errors import Cancelled, InputError
+from ._html import error_html
 from ..pipeline import Pipeline, default_registry
 from .catalog import CatalogTable
 from .histogram import Histogram
@@ -25,10 +26,6 @@ PREVIEW_AFTER_SECONDS = 0.1
 PREVIEW_SIZE = 512
 #: The full run waits at most this long (s) for the preview to be computed and drawn.
 PREVIEW_HEAD_START = 0.5
-
-
-def _error_html(text):
-    return f'<span style="color:#c0392b">{html.escape(str(text))}</span>'
 
 
 class PipelineBuilder(w.VBox):
@@ -281,7 +278,7 @@ class PipelineBuilder(w.VBox):
             else:
                 image = load_image(source, ext=ext, index=index)
         except InputError as exc:
-            self.load_status.value = _error_html(exc)
+            self.load_status.value = error_html(exc)
             raise
         with self._lock:
             self.image = image
@@ -290,7 +287,7 @@ class PipelineBuilder(w.VBox):
             self._preview_inputs = {}
             self._applied_gen = 0
         ny, nx = image.data.shape
-        notes = "".join(f"<br>{_error_html(n)}" for n in image.warnings)
+        notes = "".join(f"<br>{error_html(n)}" for n in image.warnings)
         unit = image.unit.to_string() if image.unit is not None else "no unit"
         self.load_status.value = (f"<b>{html.escape(image.name)}</b>: {nx} x {ny}, {unit}, "
                                   f"{int(image.mask.sum())} masked pixels, "
@@ -342,7 +339,7 @@ class PipelineBuilder(w.VBox):
             self._check_chain()
         except InputError as exc:
             self.pipeline.remove(i)
-            self.chain_status.value = _error_html(exc)
+            self.chain_status.value = error_html(exc)
             raise
         stage = self.pipeline.stages[i]
         panel = StagePanel(self, stage)
@@ -445,7 +442,7 @@ class PipelineBuilder(w.VBox):
         try:
             fn(*args)
         except InputError as exc:
-            self.chain_status.value = _error_html(exc)
+            self.chain_status.value = error_html(exc)
 
     # -- running ----------------------------------------------------------------------------
     def _request_run(self, reason="", stage=None):
@@ -557,7 +554,7 @@ class PipelineBuilder(w.VBox):
                 return
             index = next((i for i, p in enumerate(self.panels) if p.name == exc.stage), None)
             if index is None:
-                self.chain_status.value = _error_html(exc)
+                self.chain_status.value = error_html(exc)
                 return
             panel = self.panels[index]
             good = self._good.get(panel.uid)
@@ -569,7 +566,7 @@ class PipelineBuilder(w.VBox):
 
     def _on_bug(self, exc, text):
         self.errors.append(text)
-        self.chain_status.value = _error_html(
+        self.chain_status.value = error_html(
             f"unexpected error ({type(exc).__name__}: {exc}); the chain is kept")
 
     def _show(self, result, *, preview_factor):

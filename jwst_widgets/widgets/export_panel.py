@@ -6,6 +6,7 @@ import os
 import ipywidgets as w
 
 from ..errors import InputError
+from ._html import error_html
 
 __all__ = ["ExportPanel"]
 
@@ -62,14 +63,14 @@ class ExportPanel(w.VBox):
                 b.export_recipe(path)
             self.message.value = f"wrote {html.escape(path)}"
         except (InputError, OSError) as exc:
-            self.message.value = f'<span style="color:#c0392b">{html.escape(str(exc))}</span>'
+            self.message.value = error_html(exc)
 
     def _load_recipe(self):
         try:
             self._builder.load_recipe(self.recipe_path.value.strip())
             self.message.value = "recipe loaded"
         except InputError as exc:
-            self.message.value = f'<span style="color:#c0392b">{html.escape(str(exc))}</span>'
+            self.message.value = error_html(exc)
 
     def _on_upload(self, change):
         files = change["new"]
@@ -79,7 +80,7 @@ class ExportPanel(w.VBox):
             self._builder.load_recipe(bytes(files[0]["content"]).decode("utf-8", "replace"))
             self.message.value = "recipe loaded"
         except InputError as exc:
-            self.message.value = f'<span style="color:#c0392b">{html.escape(str(exc))}</span>'
+            self.message.value = error_html(exc)
 
 
 def _stem(name):

@@ -27,6 +27,7 @@ import ipywidgets as w
 import numpy as np
 
 from ..errors import InputError
+from ._html import error_html
 from ._sync import hold_sync
 from .worker import LatestWorker
 
@@ -34,10 +35,6 @@ __all__ = ["PSFPanel"]
 
 STAGE = "psf_photometry"
 SHOW_CHOICES = ("data", "model", "residual")
-
-
-def _error_html(text):
-    return f'<span style="color:#c0392b">{html.escape(str(text))}</span>'
 
 
 class PSFPanel(w.VBox):
@@ -169,7 +166,7 @@ class PSFPanel(w.VBox):
         try:
             self.toggle_star(int(catalog["id"][indices[0]]))
         except InputError as exc:
-            self.status.value = _error_html(exc)
+            self.status.value = error_html(exc)
 
     # -- what the view shows ------------------------------------------------------------------
     def show(self, what):
@@ -278,7 +275,7 @@ class PSFPanel(w.VBox):
         try:
             out = psf_photometry_stage(image, products, **params)
         except InputError as exc:
-            self.status.value = _error_html(exc)
+            self.status.value = error_html(exc)
             return
         if not self._worker.is_current(generation):
             return
@@ -475,7 +472,7 @@ class PSFPanel(w.VBox):
         try:
             fn(*args)
         except InputError as exc:
-            self.status.value = _error_html(exc)
+            self.status.value = error_html(exc)
 
     def close(self):
         self._worker.close()

@@ -5,6 +5,7 @@ import html
 import ipywidgets as w
 
 from ..errors import InputError
+from ._html import error_html
 
 __all__ = ["StatisticsPanel"]
 
@@ -60,7 +61,7 @@ class StatisticsPanel(w.VBox):
         try:
             self.compute(self.region.value, self.sigma.value)
         except InputError as exc:
-            self.output.value = f'<span style="color:#c0392b">{html.escape(str(exc))}</span>'
+            self.output.value = error_html(exc)
 
 
 def _fmt(v):

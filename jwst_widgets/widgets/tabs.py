@@ -8,13 +8,13 @@ such a panel and makes it when its tab is first selected, or when code asks
 for it (:meth:`DeferredTab.build`).
 """
 
-import html
 import threading
 import weakref
 
 import ipywidgets as w
 
 from ..errors import InputError
+from ._html import error_html
 
 __all__ = ["DeferredTab"]
 
@@ -95,4 +95,4 @@ class DeferredTab(w.VBox):
         try:
             self.build()
         except InputError as exc:
-            self.children = [w.HTML(f'<span style="color:#c0392b">{html.escape(str(exc))}</span>')]
+            self.children = [w.HTML(error_html(exc))]
