@@ -518,11 +518,18 @@ class ImageView(w.VBox):
         image = snap["image"]
         x0, x1, y0, y1 = snap["view"]
         seg = snap["segmentation"]
-        digest = (image.key, snap["binning"], snap["interval"], snap["stretch"],
-                  snap["colormap"], snap["reduce"], round(x0, 3), round(x1, 3), round(y0, 3),
-                  round(y1, 3), snap["size"], id(seg), snap["markers"])
+        picture = (image.key, snap["binning"], snap["interval"], snap["stretch"],
+                   snap["colormap"], snap["reduce"], round(x0, 3), round(x1, 3), round(y0, 3),
+                   round(y1, 3), snap["size"], id(seg))
+        digest = (picture, snap["markers"])
         if digest == self._last_hash:
             self._settle(snap["view"])
+            return
+        if self._last_hash is not None and picture == self._last_hash[0]:
+            # only the markers changed (a selection, a new catalog of the same image)
+            result, seg_png, bar, limits = self._last_picture
+            self._apply(result, snap["view"], seg_png, self._render_markers(snap), bar, limits,
+                        generation, cancelled, digest)
             return
         limits = self._limits(snap)
         if cancelled():
@@ -598,6 +605,8 @@ class ImageView(w.VBox):
             self.shown = result
             self.renders += 1
             self._last_hash = digest
+            if digest is not None:
+                self._last_picture = (result, seg_png, bar, limits)
         for cb in list(self._render_callbacks):
             cb(self)
 
@@ -606,8 +615,7 @@ class ImageView(w.VBox):
         self._render_callbacks.append(callback)
 
     def _on_worker_error(self, exc, text):
-        if self._pending_range is not None:  # navigation still moves the figure
-            self._settle(self._pending_range)
+        self._settle(self._pending_range)  # navigation still moves the figure
         self.status.value = (f'<span style="color:#c0392b">display error: '
                              f'{type(exc).__name__}: {exc}</span>')
 
