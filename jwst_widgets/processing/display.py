@@ -748,12 +748,11 @@ def render_markers(x, y, radius, *, x_range, y_range, size, values=None, selecte
     img = PILImage.new("P", (width, height), 0)
     img.putpalette(palette.tobytes(), rawmode="RGBA")
     draw = ImageDraw.Draw(img)
-    for i in np.flatnonzero(inside & ~chosen):
+    index[chosen] = 2
+    for i in np.concatenate([np.flatnonzero(inside & ~chosen),
+                             np.flatnonzero(inside & chosen)]):   # the selected on top
         draw.ellipse((cx[i] - r[i], cy[i] - r[i], cx[i] + r[i], cy[i] + r[i]),
-                     outline=int(index[i]), width=line_width)
-    for i in np.flatnonzero(inside & chosen):
-        draw.ellipse((cx[i] - r[i], cy[i] - r[i], cx[i] + r[i], cy[i] + r[i]),
-                     outline=2, width=line_width + 1)
+                     outline=int(index[i]), width=line_width + int(chosen[i]))
     buffer = io.BytesIO()
     img.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
