@@ -322,26 +322,11 @@ _PROBE = r"""(opts) => {
         const e = P.find('image', P.opts.image);
         return e ? e.getAttribute('href') : null;
     };
-    P.markSig = () => {
+    P.markSig = () => {  // the markers' picture: the n-th SVG image of the element
         if (!P.opts.markers) return '';
-        if (P.opts.markers[1] === 'image') {  // a picture: the n-th image of the element
-            const root = P.find('markerRoot', P.opts.markers[0]);
-            const im = root ? root.querySelectorAll('image')[P.opts.markers[2]] : null;
-            if (!im) return '';
-            return (im.getAttribute('visibility') || '') + (im.getAttribute('href') || '');
-        }
         const root = P.find('markerRoot', P.opts.markers[0]);
-        if (!root) return '';
-        if (P.dotsRoot !== root) {
-            P.dotsRoot = root; P.dots = root.getElementsByClassName(P.opts.markers[1]);
-        }
-        const d = P.dots, n = d.length, k = Math.min(n, 16);
-        let s = String(n);
-        for (let i = 0; i < k; i++) {
-            const e = d[Math.floor(i * n / k)];
-            s += '|' + (e.getAttribute('transform') || '') + (e.getAttribute('d') || '').length;
-        }
-        return s;
+        const im = root ? root.querySelectorAll('image')[P.opts.markers[1]] : null;
+        return im ? (im.getAttribute('href') || '') : '';
     };
     P.statusEls = P.opts.status ? document.getElementsByClassName(P.opts.status) : [];
     P.statusText = () => Array.from(P.statusEls).map((e) => e.textContent).join(' / ');
@@ -401,10 +386,8 @@ _PROBE = r"""(opts) => {
         const m = P.markSig();
         if (m !== P.lastMarks) {
             P.lastMarks = m;
-            const href = P.opts.markers[1] === 'image' && m.indexOf('blob:') >= 0
-                ? m.slice(m.indexOf('blob:')) : null;
             P.events.push({type: 'markers', seq: ++P.seq, tSeen: now, status: P.statusText(),
-                           n: parseInt(m, 10), frames: 0, href});
+                           frames: 0, href: m.startsWith('blob:') ? m : null});
         }
         const st = P.statusText();
         if (st !== P.lastStatus) {
@@ -468,11 +451,10 @@ class Probe:
     page : playwright Page
     image : str
         CSS selector of the SVG ``image`` element whose ``href`` changes with the image.
-    markers : tuple, optional
-        CSS selector of an element and the class name of the SVG scatter markers in
-        it (their number and some of their positions are watched); or
-        ``"image"`` and an index, for markers drawn on a picture: the element's
-        n-th SVG ``image`` (its ``href`` is watched, its paint timed like the image's).
+    markers : (str, int), optional
+        CSS selector of an element and an index: the markers are drawn on a
+        picture, the element's n-th SVG ``image`` (its ``href`` is watched, its
+        paint timed like the image's).
     status : str, optional
         Class name of status lines; with ``busy`` (a regular expression), a
         change is not finished while one of them matches.

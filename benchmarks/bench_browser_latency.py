@@ -51,7 +51,7 @@ import _browser as B  # noqa: E402
 MAIN_IMAGE = ".jw-image-figure image[href^='blob:']"
 #: the source markers: a picture over the view, the figure's third image (after the
 #: image and the segmentation overlay)
-MARKERS = (".jw-image-figure", "image", 2)
+MARKERS = (".jw-image-figure", 2)
 STAGE_STATUS = "jw-stage-status"  # class of the panels' status lines
 BUSY = "running|preview"
 REF_IMAGE = ".jw-ref-figure image[href^='blob:']"
